@@ -264,6 +264,30 @@ def test_fused_rejects_labels_out_of_range_like_portable(label):
     assert "outside [0, 4)" in str(fused.value)
 
 
+@pytest.mark.parametrize("bad", [1.5, -0.25, np.nan, np.inf])
+@pytest.mark.parametrize("target_dtype", [np.float32, np.float64], ids=["same", "mixed"])
+@pytest.mark.parametrize("fn", [bce, bfl], ids=["bce", "focal"])
+def test_fused_rejects_binary_targets_outside_unit_interval_like_portable(fn, target_dtype, bad):
+    z = logits((5000,), np.float32)  # several spans and blocks: the bad one is in the middle
+    y = (RNG.random(5000) > 0.5).astype(target_dtype)
+    y[3001] = bad
+    with pytest.raises(ValueError) as portable:
+        fn(y, z, from_logits=True, backend="portable")
+    with pytest.raises(ValueError) as fused:
+        fn(y, z, from_logits=True, backend="fused")
+    assert str(fused.value) == str(portable.value)
+    z[10] = np.nan  # a bad logit is reported first, as on the portable path
+    with pytest.raises(ValueError, match="y_pred contains NaN"):
+        fn(y, z, from_logits=True, backend="fused")
+
+
+def test_fused_checks_float64_targets_before_rounding_to_float32():
+    y = np.zeros(20000)
+    y[123] = 1 + 1e-12  # becomes exactly 1 in float32
+    with pytest.raises(ValueError, match=r"y_true must hold targets in \[0, 1\]"):
+        bce(y, logits((20000,), np.float32), from_logits=True, backend="fused")
+
+
 @pytest.mark.parametrize("backend", ["portable", "fused"])
 def test_out_receives_gradient_and_may_be_the_logits(backend):
     z = logits((33, 9), np.float32)

@@ -138,12 +138,17 @@ def class_indices(
     return y
 
 
-def targets_in_unit_interval(y: Any, xp: Any, name: str) -> Any:
-    """Binary or soft targets: numeric, finite, in [0, 1]; returned as floats."""
+def numeric(y: Any, xp: Any, name: str) -> str:
+    """Raise unless ``y`` holds numbers (booleans included); returns its dtype kind."""
     kind = dtype_kind(y, xp)
     if kind == "other":
         raise TypeError(f"{name} must be a numeric array, got dtype {y.dtype}")
-    if kind != "floating":
+    return kind
+
+
+def targets_in_unit_interval(y: Any, xp: Any, name: str) -> Any:
+    """Binary or soft targets: numeric, finite, in [0, 1]; returned as floats."""
+    if numeric(y, xp, name) != "floating":
         y = xp.astype(y, xp.float64)
     finite(y, xp, name)
     if not bool(xp.all((y >= 0) & (y <= 1))):

@@ -309,10 +309,13 @@ def fused_binary(
     options: dict,
     order: int,
     out: Any,
-) -> tuple[np.ndarray, Any]:
-    """Per-element weighted losses and the gradient of binary cross-entropy / focal loss.
+) -> tuple[Any, Any]:
+    """The weighted loss (per element for ``reduction="none"``, else its sum) and the gradient
+    of binary cross-entropy / focal loss.
 
-    ``y`` are the validated, unsmoothed targets (the kernel smooths them as it reads).
+    ``y`` are the unsmoothed targets (the kernel smooths them as it reads) and checks their
+    range as it reads them. Targets that the conversion to the logits' dtype could round into
+    range (float64 targets of float32 logits) are checked again afterwards, as given.
     """
     from .. import _validation
 
@@ -327,22 +330,31 @@ def fused_binary(
     if wp.size > 1 and wp.size != n_labels:  # pragma: no cover - validated by the caller
         raise ValueError("pos_weight does not match the last axis")
     flat_scale = _flat_scale(scale, z.shape, dtype)
-    want_grad = order >= 1
-    write_into = out is not None and out.flags.c_contiguous
-    if not want_grad:
-        grad = np.empty(1, dtype=dtype)
-    elif write_into:
+    empty = np.empty(0, dtype=dtype)
+    if order < 1:
+        grad = empty
+    elif out is not None and out.flags.c_contiguous:
         grad = out.reshape(-1)
     else:
         grad = np.empty_like(flat)
-    loss = np.empty_like(flat)
-    status = np.zeros((flat.shape[0] + BINARY_BLOCK - 1) // BINARY_BLOCK, dtype=np.int64)
+    per_element = options["reduction"] == "none"
+    loss = np.empty_like(flat) if per_element else empty
+    n_blocks = (flat.shape[0] + BINARY_BLOCK - 1) // BINARY_BLOCK
+    sums = np.empty(n_blocks, dtype=np.float64)
+    status = np.zeros(n_blocks, dtype=np.int64)
     alpha = options["alpha"]
     _launch(
         k.binary, flat.size, flat, targets, wp, one(1.0 - options["label_smoothing"]),
         one(options["label_smoothing"] / 2), one(options["gamma"]),
-        one(-1.0 if alpha is None else alpha), flat_scale, grad, want_grad, loss, status,
+        one(-1.0 if alpha is None else alpha), flat_scale, grad, loss, sums, status,
     )  # fmt: skip
-    _check(status, lambda: _validation.finite(original, np, "y_pred"))
-    loss = loss.reshape(z.shape)
-    return loss, (grad.reshape(z.shape) if want_grad else None)
+
+    def recheck() -> None:
+        _validation.finite(original, np, "y_pred")
+        _validation.targets_in_unit_interval(y, np, "y_true")
+
+    _check(status, recheck)
+    if not np.can_cast(y.dtype, dtype, "safe"):
+        _validation.targets_in_unit_interval(y, np, "y_true")
+    value = loss.reshape(z.shape) if per_element else dtype.type(sums.sum())
+    return value, (grad.reshape(z.shape) if order >= 1 else None)

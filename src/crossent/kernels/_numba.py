@@ -19,8 +19,10 @@ Speed comes from a few things, and is fragile (check ``python -m benchmarks`` af
   ``SMALL_CLASSES`` classes the passes run across the rows of a block instead.
 
 Validation is folded in: every row's values are summed as ``x * 0`` (NaN for any infinity or
-NaN), and integer labels are range-checked before use. A failing block writes a status code;
-the caller then re-runs the portable check, which raises the library's usual error.
+NaN), integer labels are range-checked before use, and binary targets are counted outside
+[0, 1]. A failing block writes a status code; the caller then re-runs the portable checks,
+which raise the library's usual error. Binary losses are summed inside the kernel (no
+per-element loss array unless ``reduction="none"`` asks for one).
 
 Row-level formulas (shared with :mod:`crossent.losses.categorical`; :math:`x = z / T`):
 :math:`\operatorname{lse} = m + \log\sum_j e^{x_j - m}`, :math:`\ell = \sum_c g_c
@@ -42,7 +44,8 @@ from . import BINARY_BLOCK, ROW_BLOCK_ELEMENTS
 
 FASTMATH = {"reassoc", "nsz", "arcp", "contract"}
 SMALL_CLASSES = 64  # below this, categorical_labels vectorises across rows
-STATUS_OK, STATUS_NONFINITE, STATUS_LABEL = 0, 1, 2
+STATUS_OK, STATUS_NONFINITE, STATUS_LABEL, STATUS_TARGET = 0, 1, 2, 3
+SPAN = 1024  # binary: elements summed in the input dtype before a float64 sum
 
 _LOG2E = 1.4426950408889634
 # ln 2 split so that n * _LN2_HI is exact for |n| < 2**11 (Cody and Waite, 1980).
@@ -120,17 +123,21 @@ def _fexp(x):
     return impl64
 
 
-@overload(flog1p, inline="always", fastmath=FASTMATH)
-def _flog1p(t):
-    # log1p(t) = 2 atanh(s), s = t / (2 + t) in [0, 1/3] for t in [0, 1]: the odd series
-    # 2 (s + s^3/3 + s^5/5 + ...) never forms 1 + t, so small t keep full relative accuracy.
-    if t == types.float32:
+def log1p_series(s):  # pragma: no cover - replaced by the overload inside kernels
+    """``log1p(t)`` given ``s = t / (2 + t)`` in [0, 1/3], that is ``2 atanh(s)``."""
+    return 2.0 * math.atanh(s)
 
-        def impl32(t):
-            s = t / (np.float32(2.0) + t)
+
+@overload(log1p_series, inline="always", fastmath=FASTMATH)
+def _log1p_series(s):
+    # log1p(t) = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...): never forms 1 + t, so small t keep
+    # full relative accuracy. With s^2 <= 1/9 the first omitted term is below 2e-9 (float32,
+    # through s^15) or 2e-18 (float64, through s^33) relative.
+    if s == types.float32:
+
+        def impl32(s):
             s2 = s * s
-            p = np.float32(1.0 / 17.0)
-            p = p * s2 + np.float32(1.0 / 15.0)
+            p = np.float32(1.0 / 15.0)
             p = p * s2 + np.float32(1.0 / 13.0)
             p = p * s2 + np.float32(1.0 / 11.0)
             p = p * s2 + np.float32(1.0 / 9.0)
@@ -141,12 +148,9 @@ def _flog1p(t):
 
         return impl32
 
-    def impl64(t):
-        s = t / (2.0 + t)
+    def impl64(s):
         s2 = s * s
-        p = 1.0 / 37.0
-        p = p * s2 + 1.0 / 35.0
-        p = p * s2 + 1.0 / 33.0
+        p = 1.0 / 33.0
         p = p * s2 + 1.0 / 31.0
         p = p * s2 + 1.0 / 29.0
         p = p * s2 + 1.0 / 27.0
@@ -165,6 +169,12 @@ def _flog1p(t):
         return 2.0 * s + 2.0 * s * s2 * p
 
     return impl64
+
+
+@overload(flog1p, inline="always", fastmath=FASTMATH)
+def _flog1p(t):
+    two = 2.0 if t == types.float64 else np.float32(2.0)
+    return lambda t: log1p_series(t / (two + t))
 
 
 def flog_ge1(x):  # pragma: no cover - replaced by the overload inside kernels
@@ -502,14 +512,25 @@ def categorical_general(
 
 @njit(inline="always", fastmath=FASTMATH)
 def _log_sigmoids(x, one):
-    """``log sigma(x)``, ``log sigma(-x)``, ``sigma(x)``, ``sigma(-x)`` from one ``exp``."""
+    """``log sigma(x)``, ``log sigma(-x)``, ``sigma(x)``, ``sigma(-x)`` from one ``exp``.
+
+    Selects instead of branches, so that loops calling it vectorise."""
+    zero = one - one
     e = fexp(-abs(x))
-    l1p = flog1p(e)
-    big = one / (one + e)
+    # One division for both 1 / (1 + e) and the s = e / (2 + e) of log1p(e).
+    a1 = one + e
+    a2 = a1 + one
+    r = one / (a1 * a2)
+    l1p = log1p_series(e * a1 * r)
+    big = a2 * r
     small = e * big
-    if x >= 0:
-        return -l1p, -x - l1p, big, small
-    return x - l1p, -l1p, small, big
+    positive = x >= zero
+    return (
+        -l1p - max(-x, zero),
+        -l1p - max(x, zero),
+        big if positive else small,
+        small if positive else big,
+    )
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -552,71 +573,89 @@ def _binary_focal(x, t, gamma, alpha, one):
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _block_check(zb):
-    """``sum(zb * 0)``: 0, or NaN when the block holds NaN or infinity."""
-    zero = zb[0] - zb[0]  # not a constant: "x * 0" must not be folded away
+def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one):
+    """One span of :func:`binary`: writes ``lb``/``gb``, returns the span's loss sum and its
+    checks (``sum(z * 0)``: NaN for a non-finite logit; the number of targets outside
+    [0, 1] or NaN).
+
+    The common case (cross-entropy, one positive weight, a uniform scale) is a branch-free
+    loop that vectorises; focal loss, per-label positive weights and per-element scales take
+    the scalar loop.
+    """
+    zero = one - one
     bad = zero
-    for j in range(zb.shape[0]):
-        bad += zb[j] * zero
-    return bad
+    bad_targets = zero
+    total = zero
+    focal = gamma > 0 or alpha >= 0
+    k_pos = wp.shape[0]
+    if not focal and k_pos == 1 and sb.shape[0] == 1:
+        w = wp[0]
+        c = sb[0]
+        for i in range(zb.shape[0]):
+            x, t = zb[i], yb[i]
+            bad += x * zero
+            bad_targets += zero + ((t < zero) | (t > one) | (t != t))
+            a, da = _bce(x, t * keep + half_eps, w, one)
+            total += a
+            lb[i] = c * a
+            gb[i] = c * da
+        return c * total, bad, bad_targets
+    for i in range(zb.shape[0]):
+        x, t = zb[i], yb[i]
+        bad += x * zero
+        bad_targets += zero + ((t < zero) | (t > one) | (t != t))
+        t = t * keep + half_eps
+        if focal:
+            a, da = _binary_focal(x, t, gamma, alpha, one)
+        else:
+            a, da = _bce(x, t, wp[col], one)
+            col = col + 1 if col + 1 < k_pos else 0
+        c = sb[0] if sb.shape[0] == 1 else sb[i]
+        total += c * a
+        lb[i] = c * a
+        gb[i] = c * da
+    return total, bad, bad_targets
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, want_grad, loss, status):
+def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, loss, sums, status):
     """Binary cross-entropy or focal loss from logits over flat arrays.
 
-    ``y``: targets (validated by the caller), smoothed as ``y * keep + half_eps``; ``wp``:
+    ``y``: targets (range-checked here), smoothed as ``y * keep + half_eps``; ``wp``:
     positive weights, one per label of the last axis (length K; element ``i`` has label
     ``i % K``); ``gamma``/``alpha``: focal parameters (``alpha < 0``: none; either selects
     the focal form, where ``wp`` is 1); ``scale``: the reduction scale per element, or of
-    length 1 when uniform. Writes the per-element scaled loss and, with ``want_grad``, the scaled
-    gradient (``grad`` may be ``z``).
+    length 1 when uniform. Writes the scaled loss per element into ``loss`` and the scaled
+    gradient into ``grad`` (``grad`` may be ``z``); either may be empty, when not wanted.
+    Always writes each block's loss sum into ``sums`` (float64, summed in float64 over spans of
+    :data:`SPAN` elements) and its status code.
     """
     n = z.shape[0]
-    k_pos = wp.shape[0]
-    uniform = scale.shape[0] == 1
-    focal = gamma > 0 or alpha >= 0
     one = keep / keep if keep > 0 else half_eps / half_eps
-    block = BINARY_BLOCK
-    n_blocks = (n + block - 1) // block
+    n_blocks = (n + BINARY_BLOCK - 1) // BINARY_BLOCK
+    per_element = loss.shape[0] == n
+    want_grad = grad.shape[0] == n
     for bi in prange(n_blocks):
-        start = bi * block
-        stop = min(n, start + block)
-        # Slices indexed from 0: Numba then knows the indices are not negative and emits no
-        # wrap-around code, which would stop vectorisation.
-        zb, yb, lb = z[start:stop], y[start:stop], loss[start:stop]
-        gb = grad[start:stop]  # unused (and short) without want_grad
-        sb = scale if uniform else scale[start:stop]
-        # Checked first, so that the compute loop below re-reads the block from cache.
-        status[bi] = STATUS_NONFINITE if _block_check(zb) != 0 else STATUS_OK
-        if focal:
-            for i in range(zb.shape[0]):
-                a, da = _binary_focal(zb[i], yb[i] * keep + half_eps, gamma, alpha, one)
-                c = sb[0] if uniform else sb[i]
-                lb[i] = c * a
-                if want_grad:
-                    gb[i] = c * da
-        elif k_pos > 1:
-            col = start % k_pos
-            for i in range(zb.shape[0]):
-                a, da = _bce(zb[i], yb[i] * keep + half_eps, wp[col], one)
-                col = col + 1 if col + 1 < k_pos else 0
-                c = sb[0] if uniform else sb[i]
-                lb[i] = c * a
-                if want_grad:
-                    gb[i] = c * da
-        elif want_grad and uniform:
-            w = wp[0]
-            c = sb[0]
-            for i in range(zb.shape[0]):
-                a, da = _bce(zb[i], yb[i] * keep + half_eps, w, one)
-                lb[i] = c * a
-                gb[i] = c * da
-        else:
-            w = wp[0]
-            for i in range(zb.shape[0]):
-                a, da = _bce(zb[i], yb[i] * keep + half_eps, w, one)
-                c = sb[0] if uniform else sb[i]
-                lb[i] = c * a
-                if want_grad:
-                    gb[i] = c * da
+        start = bi * BINARY_BLOCK
+        stop = min(n, start + BINARY_BLOCK)
+        scratch_loss = np.empty(0 if per_element else SPAN, z.dtype)
+        scratch_grad = np.empty(0 if want_grad else SPAN, z.dtype)
+        total = 0.0
+        bad = False
+        bad_targets = False
+        for lo in range(start, stop, SPAN):
+            hi = min(stop, lo + SPAN)
+            # Slices indexed from 0: Numba then knows the indices are not negative and emits
+            # no wrap-around code, which would stop vectorisation.
+            lb = loss[lo:hi] if per_element else scratch_loss[: hi - lo]
+            gb = grad[lo:hi] if want_grad else scratch_grad[: hi - lo]
+            sb = scale if scale.shape[0] == 1 else scale[lo:hi]
+            part, nonfinite, outside = _binary_span(
+                z[lo:hi], y[lo:hi], wp, lo % wp.shape[0], keep, half_eps, gamma, alpha, sb,
+                lb, gb, one,
+            )  # fmt: skip
+            total += part
+            bad |= nonfinite != 0
+            bad_targets |= outside != 0
+        sums[bi] = total
+        status[bi] = STATUS_NONFINITE if bad else (STATUS_TARGET if bad_targets else STATUS_OK)

@@ -69,10 +69,12 @@ def _binary(
     out_dtype = _validation.result_dtype(y_pred, xp)
     z = _validation.predictions(y_pred, xp, check_finite=not fused)
     out = kernels.gradient_buffer(out, z)
-    y = _validation.targets_in_unit_interval(_array.asarray(y_true, xp, z), xp, "y_true")
+    y = _array.asarray(y_true, xp, z)
+    if fused:  # the kernel checks the targets' range as it reads them
+        _validation.numeric(y, xp, "y_true")
+    else:
+        y = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), z.dtype)
     _validation.same_shape(y, z, "y_true", "y_pred")
-    if not fused:  # the fused driver converts (copies) only when the dtypes differ
-        y = xp.astype(y, z.dtype)
     _validation.reduction(reduction)
     eps_smooth = _validation.in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
     gamma = _validation.in_range(gamma, "gamma", 0.0)
@@ -97,9 +99,9 @@ def _binary(
     if fused:
         scale = kernels.reduction_scale(weights, None, reduction, tuple(z.shape), z.dtype)
         options = {"label_smoothing": eps_smooth, "gamma": gamma, "alpha": alpha}
+        options["reduction"] = reduction
         w_pos = None if pos_weight is None else w_pos
-        loss, grad = kernels.fused_binary(z, y_pred, y, w_pos, scale, options, order, out)
-        value = loss if reduction == "none" else xp.sum(loss)
+        value, grad = kernels.fused_binary(z, y_pred, y, w_pos, scale, options, order, out)
         return finish(_derivatives.Derivatives(value, grad, None), xp, out_dtype, out=out)
 
     if from_logits:
