@@ -290,24 +290,26 @@ def test_fused_checks_float64_targets_before_rounding_to_float32():
 
 @pytest.mark.parametrize("backend", ["portable", "fused"])
 def test_out_receives_gradient_and_may_be_the_logits(backend):
-    z = logits((33, 9), np.float32)
-    y = RNG.integers(0, 9, 33)
-    value, grad = cce(y, z, from_logits=True, backend="portable")
-    buffer = np.full_like(z, np.nan)
-    _, g1 = cce(y, z, from_logits=True, backend=backend, out=buffer)
-    assert g1 is buffer
-    assert_same(buffer, grad, np.float32)
-    inplace = z.copy()
-    v2, g2 = cce(y, inplace, from_logits=True, backend=backend, out=inplace)
-    assert g2 is inplace
-    assert_same(inplace, grad, np.float32)
-    assert_same(v2, value, np.float32)
-    zb = logits((50,), np.float64)
-    yb = (RNG.random(50) > 0.5).astype(float)
-    _, gb = bce(yb, zb, from_logits=True, backend="portable")
-    _, gb2 = bce(yb, zb, from_logits=True, backend=backend, out=zb)
-    assert gb2 is zb
-    assert_same(zb, gb, np.float64)
+    for shape in ((33, 9), (20, 100)):  # the kernel's few-classes and general row paths
+        z = logits(shape, np.float32)
+        y = RNG.integers(0, shape[1], shape[0])
+        value, grad = cce(y, z, from_logits=True, backend="portable")
+        buffer = np.full_like(z, np.nan)
+        _, g1 = cce(y, z, from_logits=True, backend=backend, out=buffer)
+        assert g1 is buffer
+        assert_same(buffer, grad, np.float32)
+        inplace = z.copy()
+        v2, g2 = cce(y, inplace, from_logits=True, backend=backend, out=inplace)
+        assert g2 is inplace
+        assert_same(inplace, grad, np.float32)
+        assert_same(v2, value, np.float32)
+    for fn in (bce, bfl):  # several spans of the binary kernel, the last one partial
+        zb = logits((5000,), np.float64)
+        yb = (RNG.random(5000) > 0.5).astype(float)
+        _, gb = fn(yb, zb, from_logits=True, backend="portable")
+        _, gb2 = fn(yb, zb, from_logits=True, backend=backend, out=zb)
+        assert gb2 is zb
+        assert_same(zb, gb, np.float64)
 
 
 def test_out_is_validated():

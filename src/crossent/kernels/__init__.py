@@ -162,11 +162,15 @@ def reduction_scale(
 
     Obtained from :func:`crossent.losses._reduction.reduce` itself (the derivative of the
     reduced value with respect to unit losses), so the semantics are the core's. Without
-    weights and normaliser the factor is a scalar.
+    weights every example weighs 1 and the factor is one scalar: 1, or for ``"mean"`` one
+    over the summed normalisers (the example count without them; 0 when that sum is 0, as
+    :func:`~crossent.losses._reduction.reduce` gives).
     """
-    if weights is None and normaliser is None:
-        n = int(np.prod(loss_shape))
-        return dtype.type(1.0 / n if reduction == "mean" else 1.0)
+    if weights is None:  # every example weighs 1: one factor for all
+        if reduction != "mean":
+            return dtype.type(1.0)
+        total = float(np.prod(loss_shape) if normaliser is None else np.sum(normaliser))
+        return dtype.type(1.0 / total if total > 0 else 0.0)
     from ..losses._reduction import Term, reduce
 
     ones = np.ones(loss_shape, dtype=dtype)
@@ -183,17 +187,13 @@ def _plain(a: Any, dtype: Any) -> np.ndarray:
     return np.require(a, dtype=dtype, requirements=["C", "W"])
 
 
-def _broadcast_scale(scale: Any, shape: tuple, dtype: Any) -> np.ndarray:
-    """A reduction scale broadcast to ``shape``, as a flat array."""
-    return _plain(np.broadcast_to(np.asarray(scale, dtype=dtype), shape), dtype).reshape(-1)
-
-
 def _flat_scale(scale: Any, shape: tuple, dtype: Any) -> np.ndarray:
-    """A reduction scale as a flat array: length 1 when it is a scalar."""
+    """A reduction scale as a flat array: length 1 when it is a scalar, else broadcast to
+    ``shape``."""
     scale = np.asarray(scale, dtype=dtype)
     if scale.ndim == 0:
         return _plain(scale.reshape(1), dtype)
-    return _broadcast_scale(scale, shape, dtype)
+    return _plain(np.broadcast_to(scale, shape), dtype).reshape(-1)
 
 
 def _launch(kernel: Any, size: int, *args: Any) -> None:
@@ -256,10 +256,9 @@ def fused_categorical(
         grad = out.reshape(-1, n_classes)
     else:
         grad = np.empty_like(z)
-    scale_ce = _broadcast_scale(scales[0], pred.shape[:-1], dtype)
-    scale_z = _broadcast_scale(scales[1] if len(scales) > 1 else 0.0, pred.shape[:-1], dtype)
-    loss_ce = np.empty(n_rows, dtype=dtype)
-    lse = np.empty(n_rows, dtype=dtype)
+    scale_ce = _flat_scale(scales[0], pred.shape[:-1], dtype)
+    scale_z = _flat_scale(scales[1] if len(scales) > 1 else 0.0, pred.shape[:-1], dtype)
+    loss = np.empty(n_rows, dtype=dtype)
     block = max(1, ROW_BLOCK_ELEMENTS // n_classes)
     status = np.zeros((n_rows + block - 1) // block, dtype=np.int64)
     ignore = options["ignore_index"]
@@ -276,15 +275,14 @@ def fused_categorical(
     if soft is None and options["gamma"] == 0:
         _launch(
             k.categorical_labels, z.size, z, y, ignore, factor, one(factor.sum()), keep,
-            spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad, want_grad, loss_ce, lse,
-            status,
+            spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad, want_grad, loss, status,
         )  # fmt: skip
     else:
         q = np.zeros((0, n_classes), dtype) if soft is None else _plain(soft, dtype)
         q = q.reshape(-1, n_classes)
         _launch(
             k.categorical_general, z.size, z, y, ignore, q, factor, keep, spread, inv_t,
-            one(2 * z_loss), gamma, scale_ce, scale_z, grad, want_grad, loss_ce, lse, status,
+            one(2 * z_loss), gamma, scale_ce, scale_z, grad, want_grad, loss, status,
         )  # fmt: skip
 
     def recheck() -> None:
@@ -293,9 +291,6 @@ def fused_categorical(
             _validation.class_indices(labels, np, n_classes, options["ignore_index"], "y_true")
 
     _check(status, recheck)
-    loss = scale_ce * loss_ce
-    if options["z_loss"]:
-        loss = loss + scale_z * (z_loss * lse * lse)
     loss = loss.reshape(pred.shape[:-1])
     return loss, (grad.reshape(pred.shape) if want_grad else None)
 
@@ -346,7 +341,8 @@ def fused_binary(
     _launch(
         k.binary, flat.size, flat, targets, wp, one(1.0 - options["label_smoothing"]),
         one(options["label_smoothing"] / 2), one(options["gamma"]),
-        one(-1.0 if alpha is None else alpha), flat_scale, grad, loss, sums, status,
+        one(-1.0 if alpha is None else alpha), flat_scale, grad,
+        grad.size > 0 and np.may_share_memory(grad, flat), loss, sums, status,
     )  # fmt: skip
 
     def recheck() -> None:

@@ -29,7 +29,8 @@ Row-level formulas (shared with :mod:`crossent.losses.categorical`; :math:`x = z
 (\operatorname{lse} - x_c)` for cross-entropy with :math:`g_c = w_c \alpha_c q_c`, and
 gradient :math:`\bigl(c_1 (d_j - p_j \sum_c d_c) + 2 c_2 \zeta\, \operatorname{lse}\, p_j
 \bigr) / T` with :math:`d = \varphi'` (:math:`-g` for cross-entropy) and :math:`c_1, c_2` the
-rows' reduction scales.
+rows' reduction scales (arrays of one value when uniform; 0 for rows whose label is
+``ignore_index``, which the kernels detect themselves).
 """
 
 from __future__ import annotations
@@ -275,13 +276,22 @@ def _row_max_check(row):
 
 @njit(inline="always")
 def _label(y, ignore_index, n_classes):
-    """A row's label ready for indexing (0 when ignored or out of range) and whether it is
-    valid (``ignore_index`` or in ``[0, n_classes)``)."""
+    """A row's label ready for indexing (0 when ignored or out of range), whether it is
+    valid (``ignore_index`` or in ``[0, n_classes)``) and whether the row counts (not
+    ignored)."""
     if y == ignore_index:
-        return 0, True
+        return 0, True, False
     if y < 0 or y >= n_classes:
-        return 0, False
-    return y, True
+        return 0, False, True
+    return y, True, True
+
+
+@njit(inline="always")
+def _scale_at(scale, i, counts):
+    """Row ``i``'s reduction scale (``scale`` has length 1 when uniform); 0 for a row that
+    does not count (an ignored label)."""
+    c = scale[0] if scale.shape[0] == 1 else scale[i]
+    return c if counts else c - c
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -307,22 +317,26 @@ def _row_gap(row, wa, inv_t, shift):
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def categorical_labels(
     z, labels, ignore_index, wa, sum_wa, keep, spread, inv_t, two_z, scale_ce, scale_z, grad,
-    want_grad, loss_ce, lse_out, status,
+    want_grad, loss_rows, status,
 ):  # fmt: skip
     """Softmax cross-entropy for integer labels (gamma = 0), smoothing ``eps``, class weights
     ``wa`` (class_weight times alpha); ``keep = 1 - eps``, ``spread = eps / C``, ``two_z``
     twice the z-loss coefficient, all scalars of the logits' dtype (a Python ``1`` would turn
-    float32 arithmetic into float64). Writes per-row ``loss_ce`` and ``lse_out`` and, with
-    ``want_grad``, the scaled gradient into ``grad`` (which may be ``z`` itself).
+    float32 arithmetic into float64). Writes each row's scaled loss (cross-entropy plus
+    z-loss) into ``loss_rows`` and, with ``want_grad``, the scaled gradient into ``grad``
+    (which may be ``z`` itself). Rows whose label is ``ignore_index`` get 0.
 
-    Per row: (1) max and finiteness; (2) ``e_j = exp(x_j - max)`` into the gradient row (or
-    a scratch row) and their sum; (3) the gradient ``a e_j / s - b wa_j``, then the target's
-    ``- c1 (1 - eps) wa_y``. Everything needed from ``z`` is read before (2) overwrites it.
+    Per row: (1) max and finiteness; (2) ``e_j = exp(x_j - max)`` into a scratch row (in
+    cache) and their sum; (3) the gradient ``a e_j / s - b wa_j`` into the gradient row, then
+    the target's ``- c1 (1 - eps) wa_y``. The exponentials never go straight into the
+    gradient: with ``out=z`` that store would overlap its own input, and LLVM then runs
+    the loop unvectorised (3x slower).
     """
     n_rows, n_classes = z.shape
     block = max(1, ROW_BLOCK_ELEMENTS // n_classes)
     n_blocks = (n_rows + block - 1) // block
     zero = keep - keep
+    half = (inv_t / inv_t) / 2
     smooth = spread > 0
     narrow = n_classes < SMALL_CLASSES and not smooth
     flat_z = z.reshape(n_rows * n_classes)
@@ -332,8 +346,8 @@ def categorical_labels(
         stop = min(n_rows, start + block)
         if narrow:
             code = _labels_narrow_block(
-                z, flat_z, flat_grad, start, stop, labels, ignore_index, wa, keep, inv_t,
-                two_z, scale_ce, scale_z, want_grad, loss_ce, lse_out,
+                flat_z, flat_grad, n_classes, start, stop, labels, ignore_index, wa, keep,
+                inv_t, two_z, scale_ce, scale_z, want_grad, loss_rows,
             )  # fmt: skip
             status[bi] = code
             continue
@@ -344,110 +358,109 @@ def categorical_labels(
             m, bad = _row_max_check(row)
             if bad != 0:
                 code = STATUS_NONFINITE
-            y, ok = _label(labels[i], ignore_index, n_classes)
+            y, ok, counts = _label(labels[i], ignore_index, n_classes)
             if not ok:
                 code = STATUS_LABEL
+            c_ce, c_z = _scale_at(scale_ce, i, counts), _scale_at(scale_z, i, counts)
             shift = m * inv_t
             x_y = (row[y] - m) * inv_t  # relative to the max: exact, and no lse - x cancellation
             gap = _row_gap(row, wa, inv_t, shift) if smooth else zero
-            buf = grad[i] if want_grad else scratch
-            s = _row_exp(row, inv_t, shift, buf)
+            s = _row_exp(row, inv_t, shift, scratch)
             log_s = flog(s)
             lse = shift + log_s
-            lse_out[i] = lse
             loss = keep * wa[y] * (log_s - x_y)
             if smooth:
                 loss += spread * (sum_wa * log_s + gap)
-            loss_ce[i] = loss
+            loss_rows[i] = c_ce * loss + c_z * half * two_z * lse * lse
             if want_grad:
-                c1 = scale_ce[i] * inv_t
+                c1 = c_ce * inv_t
                 w_total = keep * wa[y] + spread * sum_wa
-                a = (c1 * w_total + scale_z[i] * inv_t * two_z * lse) / s
+                a = (c1 * w_total + c_z * inv_t * two_z * lse) / s
+                gi = grad[i]
                 if smooth:
                     b = c1 * spread
                     for j in range(n_classes):
-                        buf[j] = a * buf[j] - b * wa[j]
+                        gi[j] = a * scratch[j] - b * wa[j]
                 else:
                     for j in range(n_classes):
-                        buf[j] = a * buf[j]
-                buf[y] -= c1 * keep * wa[y]
+                        gi[j] = a * scratch[j]
+                gi[y] -= c1 * keep * wa[y]
         status[bi] = code
 
 
 @njit(inline="always", fastmath=FASTMATH)
 def _labels_narrow_block(
-    z, flat_z, flat_grad, start, stop, labels, ignore_index, wa, keep, inv_t, two_z, scale_ce,
-    scale_z, want_grad, loss_ce, lse_out,
+    flat_z, flat_grad, n_classes, start, stop, labels, ignore_index, wa, keep, inv_t, two_z,
+    scale_ce, scale_z, want_grad, loss_rows,
 ):  # fmt: skip
-    """:func:`categorical_labels` for few classes and no smoothing, vectorised across rows.
+    """:func:`categorical_labels` for few classes and no smoothing.
 
-    With a handful of classes per row, per-row loops never fill a SIMD register; here the
-    exponentials of a whole block run as one flat loop (each element minus its row's max,
-    spread into ``per_elem``), the logarithms as another, and the gradient as a third. What
-    is needed from ``z`` is read before the exponentials overwrite it (``out=z``).
+    With a handful of classes a row is shorter than one pass's fixed cost, so each pass
+    runs over a whole block of rows: (1) maxima, finiteness, labels and the target logits;
+    (2) exponentials (into a scratch block; see :func:`categorical_labels`) and their sums;
+    (3) the logarithms of the sums, vectorised across rows; (4) losses, and the gradient
+    from the scratch block. ``z`` is last read in (2), so ``grad`` may be ``z``.
     """
-    n_classes = z.shape[1]
     n = stop - start
-    lo, hi = start * n_classes, stop * n_classes
-    zb = flat_z[lo:hi]
-    per_elem = np.empty(hi - lo, z.dtype)
-    e = flat_grad[lo:hi] if want_grad else np.empty(hi - lo, z.dtype)
+    lo = start * n_classes
+    zb = flat_z[lo : stop * n_classes]
+    e = np.empty(n * n_classes, zb.dtype)
+    gb = flat_grad[lo : stop * n_classes] if want_grad else e
+    per_row = np.empty((6, n), zb.dtype)
+    shifts, sums, log_sums, x_target, c_ce, c_z = (
+        per_row[0], per_row[1], per_row[2], per_row[3], per_row[4], per_row[5],
+    )  # fmt: skip
     targets = np.empty(n, np.int64)
-    x_target = np.empty(n, z.dtype)
-    sums = np.empty(n, z.dtype)
-    lses = np.empty(n, z.dtype)
+    zero = keep - keep
+    half = (inv_t / inv_t) / 2
     code = STATUS_OK
     for r in range(n):
-        i = start + r
-        row = z[i]
-        m = row[0]
-        bad = row[0] - row[0]
+        base = r * n_classes
+        m = zb[base]
+        bad = zero
         for j in range(n_classes):
-            m = max(m, row[j])
-            bad += row[j] * bad
+            m = max(m, zb[base + j])
+            bad += zb[base + j] * zero
         if bad != 0 or m - m != 0:
             code = STATUS_NONFINITE
-        y, ok = _label(labels[i], ignore_index, n_classes)
+        y, ok, counts = _label(labels[start + r], ignore_index, n_classes)
         if not ok:
             code = STATUS_LABEL
         targets[r] = y
-        x_target[r] = (row[y] - m) * inv_t  # relative to the max: no lse - x cancellation
-        for j in range(n_classes):
-            per_elem[r * n_classes + j] = m * inv_t
-    for k in range(zb.shape[0]):
-        e[k] = fexp(zb[k] * inv_t - per_elem[k])
+        x_target[r] = (zb[base + y] - m) * inv_t  # relative to the max: no lse - x cancellation
+        shifts[r] = m * inv_t
+        c_ce[r] = _scale_at(scale_ce, start + r, counts)
+        c_z[r] = _scale_at(scale_z, start + r, counts)
     for r in range(n):
         base = r * n_classes
-        s = e[base]
-        for j in range(1, n_classes):
-            s += e[base + j]
+        shift = shifts[r]
+        s = zero
+        for j in range(n_classes):
+            v = fexp(zb[base + j] * inv_t - shift)
+            e[base + j] = v
+            s += v
         sums[r] = s
     for r in range(n):  # sums[r] >= 1: the row's max contributes exp(0)
-        lses[r] = flog_ge1(sums[r])
+        log_sums[r] = flog_ge1(sums[r])
     for r in range(n):
-        i = start + r
         y = targets[r]
-        lse = per_elem[r * n_classes] + lses[r]
-        lse_out[i] = lse
-        loss_ce[i] = keep * wa[y] * (lses[r] - x_target[r])
+        lse = shifts[r] + log_sums[r]
+        loss = keep * wa[y] * (log_sums[r] - x_target[r])
+        loss_rows[start + r] = c_ce[r] * loss + c_z[r] * half * two_z * lse * lse
         if want_grad:
-            c1 = scale_ce[i] * inv_t
-            a = (c1 * keep * wa[y] + scale_z[i] * inv_t * two_z * lse) / sums[r]
+            c1 = c_ce[r] * inv_t
+            a = (c1 * keep * wa[y] + c_z[r] * inv_t * two_z * lse) / sums[r]
+            base = r * n_classes
             for j in range(n_classes):
-                per_elem[r * n_classes + j] = a
-            x_target[r] = c1 * keep * wa[y]  # now the target's correction
-    if want_grad:
-        for k in range(zb.shape[0]):
-            e[k] = per_elem[k] * e[k]
-        for r in range(n):
-            e[r * n_classes + targets[r]] -= x_target[r]
+                gb[base + j] = a * e[base + j]
+            gb[base + y] -= c1 * keep * wa[y]
     return code
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def categorical_general(
     z, labels, ignore_index, soft, wa, keep, spread, inv_t, two_z, gamma, scale_ce, scale_z,
-    grad, want_grad, loss_ce, lse_out, status,
+    grad, want_grad, loss_rows, status,
 ):  # fmt: skip
     """Every other case: soft targets (``labels`` empty, ``soft`` (N, C)) and focal loss
     (``gamma > 0``), one class at a time with the formulas of
@@ -465,15 +478,15 @@ def categorical_general(
             m, bad = _row_max_check(row)
             if bad != 0:
                 code = STATUS_NONFINITE
-            y = -1
+            y, counts = -1, True
             if use_labels:
-                y, ok = _label(labels[i], ignore_index, n_classes)
+                y, ok, counts = _label(labels[i], ignore_index, n_classes)
                 if not ok:
                     code = STATUS_LABEL
+            c_ce, c_z = _scale_at(scale_ce, i, counts), _scale_at(scale_z, i, counts)
             shift = m * inv_t
             log_s = flog(_row_exp(row, inv_t, shift, d1))
             lse = shift + log_s
-            lse_out[i] = lse
             loss = one - one
             s1 = one - one
             for c in range(n_classes):
@@ -499,10 +512,10 @@ def categorical_general(
                 loss += phi
                 s1 += d
                 d1[c] = d
-            loss_ce[i] = loss
+            loss_rows[i] = c_ce * loss + c_z * (one / 2) * two_z * lse * lse
             if want_grad:
-                c1 = scale_ce[i] * inv_t
-                cz = scale_z[i] * inv_t * two_z * lse
+                c1 = c_ce * inv_t
+                cz = c_z * inv_t * two_z * lse
                 gi = grad[i]
                 for c in range(n_classes):
                     p = fexp((row[c] - m) * inv_t - log_s)
@@ -618,7 +631,7 @@ def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one)
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, loss, sums, status):
+def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, in_place, loss, sums, status):
     """Binary cross-entropy or focal loss from logits over flat arrays.
 
     ``y``: targets (range-checked here), smoothed as ``y * keep + half_eps``; ``wp``:
@@ -626,7 +639,9 @@ def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, loss, sums, stat
     ``i % K``); ``gamma``/``alpha``: focal parameters (``alpha < 0``: none; either selects
     the focal form, where ``wp`` is 1); ``scale``: the reduction scale per element, or of
     length 1 when uniform. Writes the scaled loss per element into ``loss`` and the scaled
-    gradient into ``grad`` (``grad`` may be ``z``); either may be empty, when not wanted.
+    gradient into ``grad``; either may be empty, when not wanted. ``in_place``: ``grad`` is
+    ``z``; each span's gradient then goes through a scratch span, because a loop whose
+    store overlaps its input is left unvectorised by LLVM.
     Always writes each block's loss sum into ``sums`` (float64, summed in float64 over spans of
     :data:`SPAN` elements) and its status code.
     """
@@ -639,7 +654,7 @@ def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, loss, sums, stat
         start = bi * BINARY_BLOCK
         stop = min(n, start + BINARY_BLOCK)
         scratch_loss = np.empty(0 if per_element else SPAN, z.dtype)
-        scratch_grad = np.empty(0 if want_grad else SPAN, z.dtype)
+        scratch_grad = np.empty(SPAN if in_place or not want_grad else 0, z.dtype)
         total = 0.0
         bad = False
         bad_targets = False
@@ -648,12 +663,14 @@ def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, loss, sums, stat
             # Slices indexed from 0: Numba then knows the indices are not negative and emits
             # no wrap-around code, which would stop vectorisation.
             lb = loss[lo:hi] if per_element else scratch_loss[: hi - lo]
-            gb = grad[lo:hi] if want_grad else scratch_grad[: hi - lo]
+            gb = grad[lo:hi] if want_grad and not in_place else scratch_grad[: hi - lo]
             sb = scale if scale.shape[0] == 1 else scale[lo:hi]
             part, nonfinite, outside = _binary_span(
                 z[lo:hi], y[lo:hi], wp, lo % wp.shape[0], keep, half_eps, gamma, alpha, sb,
                 lb, gb, one,
             )  # fmt: skip
+            if want_grad and in_place:
+                grad[lo:hi] = gb
             total += part
             bad |= nonfinite != 0
             bad_targets |= outside != 0

@@ -332,9 +332,14 @@ def _categorical(
 
     loss_shape = tuple(pred.shape[:-1])
     weights = example_weights(sample_weight, mask, loss_shape, xp, pred)
+    z_normaliser = None
     if valid is not None:
         valid_w = xp.astype(valid, pred.dtype)
-        weights = valid_w if weights is None else weights * valid_w
+        if fused:  # the kernels zero ignored rows themselves; they leave the normalisers
+            normaliser = valid_w if normaliser is None else normaliser * valid_w
+            z_normaliser = valid_w
+        else:
+            weights = valid_w if weights is None else weights * valid_w
 
     options = {
         "from_logits": from_logits,
@@ -347,7 +352,9 @@ def _categorical(
     if fused or (_array.is_numpy(xp) and pred.size > kernels.CHUNK_ELEMENTS):
         scales = [kernels.reduction_scale(weights, normaliser, reduction, loss_shape, pred.dtype)]
         if z_loss:
-            scales.append(kernels.reduction_scale(weights, None, reduction, loss_shape, pred.dtype))
+            scales.append(
+                kernels.reduction_scale(weights, z_normaliser, reduction, loss_shape, pred.dtype)
+            )
         grad_out = None if out is None else xp.moveaxis(out, axis, -1)
         if fused:
             loss, grad = kernels.fused_categorical(
