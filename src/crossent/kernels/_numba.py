@@ -396,8 +396,9 @@ def _labels_narrow_block(
     """:func:`categorical_labels` for few classes and no smoothing.
 
     With a handful of classes a row is shorter than one pass's fixed cost, so each pass
-    runs over a whole block of rows: (1) maxima, finiteness, labels and the target logits;
-    (2) exponentials (into a scratch block; see :func:`categorical_labels`) and their sums;
+    runs over a whole block of rows: (1) maxima, labels and the target logits;
+    (2) exponentials (into a scratch block, as one flat loop over the block that also checks
+    finiteness; see :func:`categorical_labels`) and the rows' sums;
     (3) the logarithms of the sums, vectorised across rows; (4) losses, and the gradient
     from the scratch block. ``z`` is last read in (2), so ``grad`` may be ``z``.
     """
@@ -417,12 +418,8 @@ def _labels_narrow_block(
     for r in range(n):
         base = r * n_classes
         m = zb[base]
-        bad = zero
         for j in range(n_classes):
             m = max(m, zb[base + j])
-            bad += zb[base + j] * zero
-        if bad != 0 or m - m != 0:
-            code = STATUS_NONFINITE
         y, ok, counts = _label(labels[start + r], ignore_index, n_classes)
         if not ok:
             code = STATUS_LABEL
@@ -431,14 +428,20 @@ def _labels_narrow_block(
         shifts[r] = m * inv_t
         c_ce[r] = _scale_at(scale_ce, start + r, counts)
         c_z[r] = _scale_at(scale_z, start + r, counts)
+    for r in range(n):  # each row's shift spread over its elements, for one flat exp loop
+        for j in range(n_classes):
+            e[r * n_classes + j] = shifts[r]
+    bad = zero  # finiteness, checked in this vectorised loop rather than in the maxima's
+    for k in range(zb.shape[0]):
+        e[k] = fexp(zb[k] * inv_t - e[k])
+        bad += zb[k] * zero
+    if bad != 0:
+        code = STATUS_NONFINITE
     for r in range(n):
         base = r * n_classes
-        shift = shifts[r]
         s = zero
         for j in range(n_classes):
-            v = fexp(zb[base + j] * inv_t - shift)
-            e[base + j] = v
-            s += v
+            s += e[base + j]
         sums[r] = s
     for r in range(n):  # sums[r] >= 1: the row's max contributes exp(0)
         log_sums[r] = flog_ge1(sums[r])
