@@ -275,7 +275,8 @@ def fused_categorical(
     if soft is None and options["gamma"] == 0:
         _launch(
             k.categorical_labels, z.size, z, y, ignore, factor, one(factor.sum()), keep,
-            spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad, want_grad, loss, status,
+            spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad, want_grad,
+            want_grad and np.may_share_memory(grad, z), loss, status,
         )  # fmt: skip
     else:
         q = np.zeros((0, n_classes), dtype) if soft is None else _plain(soft, dtype)
