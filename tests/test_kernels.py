@@ -290,9 +290,13 @@ def test_fused_checks_float64_targets_before_rounding_to_float32():
 
 @pytest.mark.parametrize("backend", ["portable", "fused"])
 def test_out_receives_gradient_and_may_be_the_logits(backend):
-    for shape in ((33, 9), (20, 100)):  # the kernel's few-classes and general row paths
+    # The few-classes and wide row paths for labels, and the soft-target path.
+    for shape, soft in (((33, 9), False), ((20, 100), False), ((20, 100), True)):
         z = logits(shape, np.float32)
         y = RNG.integers(0, shape[1], shape[0])
+        if soft:
+            y = RNG.random(shape)
+            y = (y / y.sum(axis=1, keepdims=True)).astype(np.float32)
         value, grad = cce(y, z, from_logits=True, backend="portable")
         buffer = np.full_like(z, np.nan)
         _, g1 = cce(y, z, from_logits=True, backend=backend, out=buffer)

@@ -268,6 +268,7 @@ def fused_categorical(
     inv_t = one(1.0 / options["temperature"])
     z_loss = one(options["z_loss"])
     gamma = one(options["gamma"])
+    in_place = want_grad and np.may_share_memory(grad, z)
     if labels is not None:
         y = _plain(labels, np.int64).reshape(-1)
     else:
@@ -275,15 +276,15 @@ def fused_categorical(
     if soft is None and options["gamma"] == 0:
         _launch(
             k.categorical_labels, z.size, z, y, ignore, factor, one(factor.sum()), keep,
-            spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad, want_grad,
-            want_grad and np.may_share_memory(grad, z), loss, status,
+            spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad, want_grad, in_place, loss,
+            status,
         )  # fmt: skip
     else:
         q = np.zeros((0, n_classes), dtype) if soft is None else _plain(soft, dtype)
         q = q.reshape(-1, n_classes)
         _launch(
             k.categorical_general, z.size, z, y, ignore, q, factor, keep, spread, inv_t,
-            one(2 * z_loss), gamma, scale_ce, scale_z, grad, want_grad, loss, status,
+            one(2 * z_loss), gamma, scale_ce, scale_z, grad, want_grad, in_place, loss, status,
         )  # fmt: skip
 
     def recheck() -> None:

@@ -466,16 +466,24 @@ def _labels_narrow_block(
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def categorical_general(
     z, labels, ignore_index, soft, wa, keep, spread, inv_t, two_z, gamma, scale_ce, scale_z,
-    grad, want_grad, loss_rows, status,
+    grad, want_grad, in_place, loss_rows, status,
 ):  # fmt: skip
-    """Every other case: soft targets (``labels`` empty, ``soft`` (N, C)) and focal loss
-    (``gamma > 0``), one class at a time with the formulas of
+    r"""Every other case: soft targets (``labels`` empty, ``soft`` (N, C)) and focal loss
+    (``gamma > 0``).
+
+    Cross-entropy with soft targets takes vectorised row loops: with :math:`g_c = w_c
+    \alpha_c q_c`, :math:`\ell = (\sum_c g_c) \log s - \sum_c g_c (x_c - m)` (two sums of
+    non-negative terms) and gradient :math:`a\, e_c - c_1 g_c`, :math:`a = (c_1 \sum_c g_c
+    + c_z) / s`, staged in a scratch row when ``in_place`` (as in
+    :func:`categorical_labels`). Focal loss goes one class at a time through the formulas of
     :mod:`crossent.losses.categorical` (phi, phi')."""
     n_rows, n_classes = z.shape
     block = max(1, ROW_BLOCK_ELEMENTS // n_classes)
     n_blocks = (n_rows + block - 1) // block
     use_labels = labels.shape[0] > 0
+    soft_ce = gamma == 0 and not use_labels
     one = inv_t / inv_t
+    zero = one - one
     for bi in prange(n_blocks):
         d1 = np.empty(n_classes, z.dtype)
         code = STATUS_OK
@@ -491,6 +499,27 @@ def categorical_general(
                     code = STATUS_LABEL
             c_ce, c_z = _scale_at(scale_ce, i, counts), _scale_at(scale_z, i, counts)
             shift = m * inv_t
+            if soft_ce:
+                qi = soft[i]
+                sum_g = zero
+                sum_gx = zero
+                for c in range(n_classes):
+                    g = wa[c] * (qi[c] * keep + spread)
+                    sum_g += g
+                    sum_gx += g * ((row[c] - m) * inv_t)  # <= 0: relative to the max
+                buf = grad[i] if want_grad and not in_place else d1
+                s = _row_exp(row, inv_t, shift, buf)
+                log_s = flog(s)
+                lse = shift + log_s
+                loss_rows[i] = c_ce * (sum_g * log_s - sum_gx) + c_z * (one / 2) * two_z * lse * lse
+                if want_grad:
+                    c1 = c_ce * inv_t
+                    a = (c1 * sum_g + c_z * inv_t * two_z * lse) / s
+                    for c in range(n_classes):
+                        buf[c] = a * buf[c] - c1 * wa[c] * (qi[c] * keep + spread)
+                    if in_place:
+                        grad[i][:] = buf
+                continue
             log_s = flog(_row_exp(row, inv_t, shift, d1))
             lse = shift + log_s
             loss = one - one
