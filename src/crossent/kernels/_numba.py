@@ -295,6 +295,13 @@ def _scale_at(scale, i, counts):
 
 
 @njit(inline="always", fastmath=FASTMATH)
+def _row_terms(loss, lse, c_ce, c_z, two_z, inv_t):
+    """A row's reduced loss ``c_ce * loss + c_z * zeta * lse**2`` (``two_z = 2 zeta``) and the
+    z-loss part of its gradient coefficient on ``p_j``, ``c_z * 2 zeta * lse / T``."""
+    return c_ce * loss + c_z * _like(lse, 0.5) * two_z * lse * lse, c_z * inv_t * two_z * lse
+
+
+@njit(inline="always", fastmath=FASTMATH)
 def _row_exp(row, inv_t, shift, buf):
     """``buf_j = exp(row_j * inv_t - shift)``; returns their sum."""
     for j in range(row.shape[0]):
@@ -337,7 +344,6 @@ def categorical_labels(
     block = max(1, ROW_BLOCK_ELEMENTS // n_classes)
     n_blocks = (n_rows + block - 1) // block
     zero = keep - keep
-    half = (inv_t / inv_t) / 2
     smooth = spread > 0
     narrow = n_classes < SMALL_CLASSES and not smooth
     flat_z = z.reshape(n_rows * n_classes)
@@ -373,11 +379,11 @@ def categorical_labels(
             loss = keep * wa[y] * (log_s - x_y)
             if smooth:
                 loss += spread * (sum_wa * log_s + gap)
-            loss_rows[i] = c_ce * loss + c_z * half * two_z * lse * lse
+            loss_rows[i], cz = _row_terms(loss, lse, c_ce, c_z, two_z, inv_t)
             if want_grad:
                 c1 = c_ce * inv_t
                 w_total = keep * wa[y] + spread * sum_wa
-                a = (c1 * w_total + c_z * inv_t * two_z * lse) / s
+                a = (c1 * w_total + cz) / s
                 if smooth:
                     b = c1 * spread
                     for j in range(n_classes):
@@ -416,7 +422,6 @@ def _labels_narrow_block(
     )  # fmt: skip
     targets = np.empty(n, np.int64)
     zero = keep - keep
-    half = (inv_t / inv_t) / 2
     code = STATUS_OK
     for r in range(n):
         base = r * n_classes
@@ -452,10 +457,10 @@ def _labels_narrow_block(
         y = targets[r]
         lse = shifts[r] + log_sums[r]
         loss = keep * wa[y] * (log_sums[r] - x_target[r])
-        loss_rows[start + r] = c_ce[r] * loss + c_z[r] * half * two_z * lse * lse
+        loss_rows[start + r], cz = _row_terms(loss, lse, c_ce[r], c_z[r], two_z, inv_t)
         if want_grad:
             c1 = c_ce[r] * inv_t
-            a = (c1 * keep * wa[y] + c_z[r] * inv_t * two_z * lse) / sums[r]
+            a = (c1 * keep * wa[y] + cz) / sums[r]
             base = r * n_classes
             for j in range(n_classes):
                 gb[base + j] = a * e[base + j]
@@ -511,10 +516,11 @@ def categorical_general(
                 s = _row_exp(row, inv_t, shift, buf)
                 log_s = flog(s)
                 lse = shift + log_s
-                loss_rows[i] = c_ce * (sum_g * log_s - sum_gx) + c_z * (one / 2) * two_z * lse * lse
+                loss = sum_g * log_s - sum_gx
+                loss_rows[i], cz = _row_terms(loss, lse, c_ce, c_z, two_z, inv_t)
                 if want_grad:
                     c1 = c_ce * inv_t
-                    a = (c1 * sum_g + c_z * inv_t * two_z * lse) / s
+                    a = (c1 * sum_g + cz) / s
                     for c in range(n_classes):
                         buf[c] = a * buf[c] - c1 * wa[c] * (qi[c] * keep + spread)
                     if in_place:
@@ -547,10 +553,9 @@ def categorical_general(
                 loss += phi
                 s1 += d
                 d1[c] = d
-            loss_rows[i] = c_ce * loss + c_z * (one / 2) * two_z * lse * lse
+            loss_rows[i], cz = _row_terms(loss, lse, c_ce, c_z, two_z, inv_t)
             if want_grad:
                 c1 = c_ce * inv_t
-                cz = c_z * inv_t * two_z * lse
                 gi = grad[i]
                 for c in range(n_classes):
                     p = fexp((row[c] - m) * inv_t - log_s)
