@@ -196,6 +196,19 @@ def _flat_scale(scale: Any, shape: tuple, dtype: Any) -> np.ndarray:
     return _plain(np.broadcast_to(scale, shape), dtype).reshape(-1)
 
 
+def _gradient_target(like: np.ndarray, out: Any, want_grad: bool) -> tuple[np.ndarray, bool]:
+    """The array a kernel writes the gradient into, of ``like``'s shape (no rows without
+    ``want_grad``; the caller's ``out`` when C-contiguous, else a new array), and whether it
+    overlaps ``like`` (``out`` is the logits), which the kernels stage through scratch rows."""
+    if not want_grad:
+        return np.empty((0, *like.shape[1:]), dtype=like.dtype), False
+    if out is not None and out.flags.c_contiguous:
+        grad = out.reshape(like.shape)
+    else:
+        grad = np.empty_like(like)
+    return grad, np.may_share_memory(grad, like)
+
+
 def _launch(kernel: Any, size: int, *args: Any) -> None:
     """Run a kernel on one thread per :data:`PARALLEL_MIN_ELEMENTS` elements (at most Numba's
     thread count): waking idle threads costs more than a small input's work, and on a busy
@@ -249,13 +262,7 @@ def fused_categorical(
     for f in wa:
         factor = _plain(factor * np.asarray(f, dtype=dtype), dtype)
     want_grad = order >= 1
-    write_into = out is not None and out.flags.c_contiguous
-    if not want_grad:
-        grad = np.empty((1, n_classes), dtype=dtype)
-    elif write_into:
-        grad = out.reshape(-1, n_classes)
-    else:
-        grad = np.empty_like(z)
+    grad, in_place = _gradient_target(z, out, want_grad)
     scale_ce = _flat_scale(scales[0], pred.shape[:-1], dtype)
     scale_z = _flat_scale(scales[1] if len(scales) > 1 else 0.0, pred.shape[:-1], dtype)
     loss = np.empty(n_rows, dtype=dtype)
@@ -268,7 +275,6 @@ def fused_categorical(
     inv_t = one(1.0 / options["temperature"])
     z_loss = one(options["z_loss"])
     gamma = one(options["gamma"])
-    in_place = want_grad and np.may_share_memory(grad, z)
     if labels is not None:
         y = _plain(labels, np.int64).reshape(-1)
     else:
@@ -310,9 +316,9 @@ def fused_binary(
     """The weighted loss (per element for ``reduction="none"``, else its sum) and the gradient
     of binary cross-entropy / focal loss.
 
-    ``y`` are the unsmoothed targets (the kernel smooths them as it reads) and checks their
-    range as it reads them. Targets that the conversion to the logits' dtype could round into
-    range (float64 targets of float32 logits) are checked again afterwards, as given.
+    ``y`` are the unsmoothed targets; the kernel smooths them and checks their range as it
+    reads them. Floating targets wider than the logits (float64 targets of float32 logits),
+    which the conversion could round into range, are checked again afterwards, as given.
     """
     from .. import _validation
 
@@ -327,15 +333,9 @@ def fused_binary(
     if wp.size > 1 and wp.size != n_labels:  # pragma: no cover - validated by the caller
         raise ValueError("pos_weight does not match the last axis")
     flat_scale = _flat_scale(scale, z.shape, dtype)
-    empty = np.empty(0, dtype=dtype)
-    if order < 1:
-        grad = empty
-    elif out is not None and out.flags.c_contiguous:
-        grad = out.reshape(-1)
-    else:
-        grad = np.empty_like(flat)
+    grad, in_place = _gradient_target(flat, out, order >= 1)
     per_element = options["reduction"] == "none"
-    loss = np.empty_like(flat) if per_element else empty
+    loss = np.empty_like(flat) if per_element else np.empty(0, dtype=dtype)
     n_blocks = (flat.shape[0] + BINARY_BLOCK - 1) // BINARY_BLOCK
     sums = np.empty(n_blocks, dtype=np.float64)
     status = np.zeros(n_blocks, dtype=np.int64)
@@ -343,8 +343,7 @@ def fused_binary(
     _launch(
         k.binary, flat.size, flat, targets, wp, one(1.0 - options["label_smoothing"]),
         one(options["label_smoothing"] / 2), one(options["gamma"]),
-        one(-1.0 if alpha is None else alpha), flat_scale, grad,
-        grad.size > 0 and np.may_share_memory(grad, flat), loss, sums, status,
+        one(-1.0 if alpha is None else alpha), flat_scale, grad, in_place, loss, sums, status,
     )  # fmt: skip
 
     def recheck() -> None:
@@ -352,7 +351,7 @@ def fused_binary(
         _validation.targets_in_unit_interval(y, np, "y_true")
 
     _check(status, recheck)
-    if not np.can_cast(y.dtype, dtype, "safe"):
+    if y.dtype.kind == "f" and y.dtype.itemsize > dtype.itemsize:
         _validation.targets_in_unit_interval(y, np, "y_true")
     value = loss.reshape(z.shape) if per_element else dtype.type(sums.sum())
     return value, (grad.reshape(z.shape) if order >= 1 else None)

@@ -98,8 +98,12 @@ def _binary(
     weights = example_weights(sample_weight, mask, tuple(z.shape), xp, z)
     if fused:
         scale = kernels.reduction_scale(weights, None, reduction, tuple(z.shape), z.dtype)
-        options = {"label_smoothing": eps_smooth, "gamma": gamma, "alpha": alpha}
-        options["reduction"] = reduction
+        options = {
+            "label_smoothing": eps_smooth,
+            "gamma": gamma,
+            "alpha": alpha,
+            "reduction": reduction,
+        }
         w_pos = None if pos_weight is None else w_pos
         value, grad = kernels.fused_binary(z, y_pred, y, w_pos, scale, options, order, out)
         return finish(_derivatives.Derivatives(value, grad, None), xp, out_dtype, out=out)
