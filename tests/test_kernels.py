@@ -275,6 +275,33 @@ def test_fused_rejects_binary_targets_outside_unit_interval_like_portable(fn, ta
         fn(y, z, from_logits=True, backend="fused")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target_dtype", [np.int64, np.bool_, np.int32, np.int16, np.float64])
+def test_fused_binary_reads_integer_boolean_and_wider_targets_like_portable(target_dtype, dtype):
+    # int64, int32, bool (as uint8) and float64 go into the kernel as they are; int16 is
+    # converted to the logits' dtype first.
+    z = logits((3000, 3), dtype, scale=5.0)
+    y = (RNG.random((3000, 3)) > 0.4).astype(target_dtype)
+    for kwargs in ({}, {"label_smoothing": 0.1, "pos_weight": np.array([0.5, 1.0, 3.0])}):
+        check(bce, dtype, y, z, from_logits=True, **kwargs)
+    check(bfl, dtype, y, z, from_logits=True, gamma=2.0, alpha=0.25)
+
+
+@pytest.mark.parametrize("bad", [2, -1])
+@pytest.mark.parametrize("target_dtype", [np.int64, np.int32, np.uint8, np.int16])
+def test_fused_rejects_integer_binary_targets_outside_0_1_like_portable(target_dtype, bad):
+    z = logits((5000,), np.float32)
+    y = (RNG.random(5000) > 0.5).astype(np.int64)
+    y[4321] = bad
+    y = y.astype(target_dtype)  # -1 wraps to 255 as uint8: still outside [0, 1]
+    with pytest.raises(ValueError) as portable:
+        bce(y, z, from_logits=True, backend="portable")
+    with pytest.raises(ValueError) as fused:
+        bce(y, z, from_logits=True, backend="fused")
+    assert str(fused.value) == str(portable.value)
+    assert "y_true must hold targets in [0, 1]" in str(fused.value)
+
+
 def test_fused_checks_float64_targets_before_rounding_to_float32():
     y = np.zeros(20000)
     y[123] = 1 + 1e-12  # becomes exactly 1 in float32

@@ -187,6 +187,16 @@ def _plain(a: Any, dtype: Any) -> np.ndarray:
     return np.require(a, dtype=dtype, requirements=["C", "W"])
 
 
+def _binary_targets(y: np.ndarray, dtype: Any) -> np.ndarray:
+    """Binary targets as the kernel reads them: without a conversion pass for the common
+    dtypes (each dtype is one more compilation), else converted to the logits' dtype."""
+    if y.dtype == np.bool_:
+        y = y.view(np.uint8)
+    if y.dtype in (dtype, np.float64, np.int64, np.int32, np.uint8):
+        return _plain(y, y.dtype)
+    return _plain(y, dtype)
+
+
 def _flat_scale(scale: Any, shape: tuple, dtype: Any) -> np.ndarray:
     """A reduction scale as a flat array: length 1 when it is a scalar, else broadcast to
     ``shape``."""
@@ -316,9 +326,9 @@ def fused_binary(
     """The weighted loss (per element for ``reduction="none"``, else its sum) and the gradient
     of binary cross-entropy / focal loss.
 
-    ``y`` are the unsmoothed targets; the kernel smooths them and checks their range as it
-    reads them. Floating targets wider than the logits (float64 targets of float32 logits),
-    which the conversion could round into range, are checked again afterwards, as given.
+    ``y`` are the unsmoothed targets; the kernel checks their range as given, converts and
+    smooths them as it reads them. Targets of the logits' dtype, float64, int64, int32 and
+    bool (read as uint8) go in as they are; any other dtype is converted to the logits' first.
     """
     from .. import _validation
 
@@ -326,7 +336,7 @@ def fused_binary(
     dtype = z.dtype
     one = dtype.type
     flat = np.ascontiguousarray(z).reshape(-1)
-    targets = _plain(y, dtype).reshape(-1)
+    targets = _binary_targets(y, dtype).reshape(-1)
     n_labels = z.shape[-1]
     wp = np.ones(1, dtype=dtype) if pos_weight is None else np.asarray(pos_weight, dtype=dtype)
     wp = _plain(wp.reshape(-1) if wp.size > 1 else wp.reshape(1), dtype)
@@ -351,7 +361,5 @@ def fused_binary(
         _validation.targets_in_unit_interval(y, np, "y_true")
 
     _check(status, recheck)
-    if y.dtype.kind == "f" and y.dtype.itemsize > dtype.itemsize:
-        _validation.targets_in_unit_interval(y, np, "y_true")
     value = loss.reshape(z.shape) if per_element else dtype.type(sums.sum())
     return value, (grad.reshape(z.shape) if order >= 1 else None)

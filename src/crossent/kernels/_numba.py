@@ -625,11 +625,37 @@ def _binary_focal(x, t, gamma, alpha, one):
     return _like(x, a), _like(x, da)
 
 
+def _span_targets(one, yb, scratch):  # pragma: no cover - replaced by the overload inside kernels
+    return yb, 0
+
+
+@overload(_span_targets, inline="always", fastmath=FASTMATH)
+def _ol_span_targets(one, yb, scratch):
+    """A span's targets in the logits' dtype: ``yb`` itself, or converted into ``scratch``
+    (checked as given first: a float64 target just above 1 may round to 1), with the number
+    found outside [0, 1] or NaN. A separate loop, because LLVM leaves the main loop scalar
+    when it also reads 8-byte targets."""
+    if yb.dtype == one:
+        return lambda one, yb, scratch: (yb, one - one)
+
+    def convert(one, yb, scratch):
+        zero = one - one
+        outside = zero
+        tb = scratch[: yb.shape[0]]
+        for i in range(yb.shape[0]):
+            t = yb[i]
+            outside += zero + ((t < 0) | (t > 1) | (t != t))
+            tb[i] = _like(one, t)
+        return tb, outside
+
+    return convert
+
+
 @njit(inline="always", fastmath=FASTMATH)
 def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one):
     """One span of :func:`binary`: writes ``lb``/``gb``, returns the span's loss sum and its
     checks (``sum(z * 0)``: NaN for a non-finite logit; the number of targets outside
-    [0, 1] or NaN).
+    [0, 1] or NaN). ``yb`` has the logits' dtype (see :func:`_span_targets`).
 
     The common case (cross-entropy, one positive weight, a uniform scale) is a branch-free
     loop that vectorises; focal loss, per-label positive weights and per-element scales take
@@ -674,7 +700,8 @@ def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one)
 def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, in_place, loss, sums, status):
     """Binary cross-entropy or focal loss from logits over flat arrays.
 
-    ``y``: targets (range-checked here), smoothed as ``y * keep + half_eps``; ``wp``:
+    ``y``: targets of the logits' dtype, float64, int64, int32 or uint8 (range-checked here
+    as given, then converted), smoothed as ``y * keep + half_eps``; ``wp``:
     positive weights, one per label of the last axis (length K; element ``i`` has label
     ``i % K``); ``gamma``/``alpha``: focal parameters (``alpha < 0``: none; either selects
     the focal form, where ``wp`` is 1); ``scale``: the reduction scale per element, or of
@@ -695,6 +722,7 @@ def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, in_place, loss, 
         stop = min(n, start + BINARY_BLOCK)
         scratch_loss = np.empty(0 if per_element else SPAN, z.dtype)
         scratch_grad = np.empty(SPAN if in_place or not want_grad else 0, z.dtype)
+        scratch_targets = np.empty(SPAN, z.dtype)
         total = 0.0
         bad = False
         bad_targets = False
@@ -705,14 +733,15 @@ def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, in_place, loss, 
             lb = loss[lo:hi] if per_element else scratch_loss[: hi - lo]
             gb = grad[lo:hi] if want_grad and not in_place else scratch_grad[: hi - lo]
             sb = scale if scale.shape[0] == 1 else scale[lo:hi]
+            tb, unconverted_outside = _span_targets(one, y[lo:hi], scratch_targets)
             part, nonfinite, outside = _binary_span(
-                z[lo:hi], y[lo:hi], wp, lo % wp.shape[0], keep, half_eps, gamma, alpha, sb,
-                lb, gb, one,
+                z[lo:hi], tb, wp, lo % wp.shape[0], keep, half_eps, gamma, alpha, sb, lb, gb,
+                one,
             )  # fmt: skip
             if want_grad and in_place:
                 grad[lo:hi] = gb
             total += part
             bad |= nonfinite != 0
-            bad_targets |= outside != 0
+            bad_targets |= outside + unconverted_outside != 0
         sums[bi] = total
         status[bi] = STATUS_NONFINITE if bad else (STATUS_TARGET if bad_targets else STATUS_OK)
