@@ -147,3 +147,18 @@ def test_focal_hessian_does_not_overflow_in_float32_regression():
         np.array([0, 0]), z.astype(np.float64), from_logits=True, gamma=0.0625, reduction="none"
     )
     np.testing.assert_allclose(hess, ref[2], rtol=1e-5, atol=1e-30)
+
+
+@pytest.mark.parametrize("backend", ["portable", "fused"])
+def test_float32_temperature_of_large_logits_keeps_the_softmax_exact(backend):
+    # Logits near 1e4 scaled by 1/T: dividing first would round every logit at 1e4's scale
+    # (1e-3) before their differences are taken; both paths shift by the max first.
+    rng = np.random.default_rng(7)
+    z = (1e4 + 5 * rng.normal(size=(200, 6))).astype(np.float32)
+    y = rng.integers(0, 6, 200)
+    kwargs = {"from_logits": True, "temperature": 1.7, "reduction": "none", "z_loss": 1e-4}
+    vg = ce.value_and_grad(ce.categorical_cross_entropy)
+    v64, g64 = vg(y, z.astype(np.float64), backend="portable", **kwargs)
+    value, grad = vg(y, z, backend=backend, **kwargs)
+    np.testing.assert_allclose(value, v64, rtol=1e-6)
+    np.testing.assert_allclose(grad, g64, rtol=0, atol=1e-6 * np.abs(g64).max())

@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _array, _derivatives, _validation, kernels
-from ..special import log_softmax_and_logsumexp
+from ..special import _safe_max, log_softmax_and_logsumexp
 from ._reduction import Term, example_weights, finish, reduce
 
 
@@ -58,8 +58,12 @@ class _LogProbs:
             self.p = self.clipped
             self.v = 1 - self.p
             return
-        z = z / temperature if temperature != 1.0 else z
-        self.log_p, self.lse = log_softmax_and_logsumexp(z, axis=-1)
+        if temperature == 1.0:
+            self.log_p, self.lse = log_softmax_and_logsumexp(z, axis=-1)
+        else:  # (z - m) / T: z / T would round large logits before their difference is taken
+            m = _safe_max(z, xp, -1)
+            self.log_p, lse = log_softmax_and_logsumexp((z - m) / temperature, axis=-1)
+            self.lse = lse + m / temperature
         self.p = xp.exp(self.log_p)
         self.v = -xp.expm1(self.log_p)
 
@@ -158,7 +162,8 @@ def _z_loss_term(lp: _LogProbs, z_loss: float, order: int) -> Term:
 def _target_parts(
     y_true: Any, pred: Any, xp: Any, axis: int, ignore_index: int | None, check_labels: bool
 ) -> tuple[Any, Any, Any]:
-    """Soft targets (class axis last) or integer labels, and the row validity (or None).
+    """Soft targets (class axis last) or integer labels, and the row validity (None when no
+    row is ignored).
 
     Exactly one of the first two is returned. ``check_labels=False`` leaves the label range to
     the fused kernel.
@@ -175,7 +180,10 @@ def _target_parts(
         labels = _validation.class_indices(
             y, xp, n_classes, ignore_index, "y_true", check_range=check_labels
         )
-        valid = labels != ignore_index if ignore_index is not None else None
+        valid = None
+        if ignore_index is not None:
+            valid = labels != ignore_index
+            valid = None if bool(xp.all(valid)) else valid
         return None, labels, valid
     raise ValueError(
         f"y_true has shape {tuple(y.shape)}; expected class indices of shape "
