@@ -221,6 +221,45 @@ def test_fused_binary_matches_pytorch():
     np.testing.assert_allclose(grad, tz.grad.numpy(), rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_classes", [2, 7, 40])
+def test_few_class_rows_far_below_their_blocks_max_stay_exact(n_classes, dtype):
+    # The few-class path shifts a block's rows by the block's max; rows whose max lies far
+    # below it (offsets of -1e4, spreads of 50) are redone with their own, and losses of
+    # confident rows stay accurate. Reference: float64 softmax of the same logits.
+    n = 3000  # several blocks
+    spread = RNG.choice([0.3, 5.0, 50.0], size=(n, 1))
+    offset = RNG.choice([0.0, 0.0, 1e4, -1e4, -60.0], size=(n, 1))
+    z = (RNG.normal(size=(n, n_classes)) * spread + offset).astype(dtype)
+    y = RNG.integers(0, n_classes, n)
+    confident = np.arange(0, n, 7)
+    z[confident, y[confident]] = z[confident].max(axis=1) + RNG.uniform(5, 30, confident.size)
+    x = z.astype(np.float64)
+    x_y = x[np.arange(n), y]
+    others = np.exp(x - x_y[:, None])
+    others[np.arange(n), y] = 0
+    m = x.max(axis=1)
+    ref = np.where(
+        x_y == m,
+        np.log1p(others.sum(axis=1)),  # no cancellation for small losses
+        np.log(np.exp(x - m[:, None]).sum(axis=1)) + (m - x_y),
+    )
+    p = np.exp(x - m[:, None])
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(n), y] -= 1
+    value, grad = cce(y, z, from_logits=True, reduction="none", backend="fused")
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(value, ref, rtol=TOL[dtype], atol=4 * eps)  # 1-3 ulp seen
+    np.testing.assert_allclose(grad, p, rtol=0, atol=4 * eps)
+    # z-loss (which needs each row's log-sum-exp) and temperature on the same rows, against
+    # the portable path in float64 (in float32 its own gradient is the less accurate here)
+    kwargs = {"from_logits": True, "reduction": "none", "z_loss": 1e-4, "temperature": 1.7}
+    v64, g64 = cce(y, x, backend="portable", **kwargs)
+    value, grad = cce(y, z, backend="fused", **kwargs)
+    assert_same(value, v64.astype(dtype), dtype)
+    assert_same(grad, g64.astype(dtype), dtype)
+
+
 def test_fused_gradient_matches_finite_differences():
     z = logits((6, 5), np.float64)
     y = RNG.integers(0, 5, 6)

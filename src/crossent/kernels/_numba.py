@@ -178,13 +178,14 @@ def _flog1p(t):
     return lambda t: log1p_series(t / (two + t))
 
 
-def flog_ge1(x):  # pragma: no cover - replaced by the overload inside kernels
-    """``log(x)`` for finite ``x >= 1``, vectorisable (a sum of exponentials shifted by the max)."""
+def flog_pos(x):  # pragma: no cover - replaced by the overload inside kernels
+    """``log(x)`` for finite, normal ``x > 0``, vectorisable: accurate relative to the result
+    for ``x >= 1``, to a few ulp of 1 (absolute) below."""
     return math.log(x)
 
 
-@overload(flog_ge1, inline="always", fastmath=FASTMATH)
-def _flog_ge1(x):
+@overload(flog_pos, inline="always", fastmath=FASTMATH)
+def _flog_pos(x):
     # x = 2**k * m with m in [1, 2) read from the bits; log x = k ln 2 + log1p(m - 1).
     if x == types.float32:
 
@@ -279,11 +280,9 @@ def _label(y, ignore_index, n_classes):
     """A row's label ready for indexing (0 when ignored or out of range), whether it is
     valid (``ignore_index`` or in ``[0, n_classes)``) and whether the row counts (not
     ignored)."""
-    if y == ignore_index:
-        return 0, True, False
-    if y < 0 or y >= n_classes:
-        return 0, False, True
-    return y, True, True
+    counts = y != ignore_index
+    inside = (y >= 0) & (y < n_classes)
+    return (y if inside & counts else 0), inside | ~counts, counts
 
 
 @njit(inline="always")
@@ -402,61 +401,79 @@ def _labels_narrow_block(
     flat_z, flat_grad, n_classes, start, stop, labels, ignore_index, wa, keep, inv_t, two_z,
     scale_ce, scale_z, want_grad, loss_rows,
 ):  # fmt: skip
-    """:func:`categorical_labels` for few classes and no smoothing.
+    r""":func:`categorical_labels` for few classes and no smoothing.
 
     With a handful of classes a row is shorter than one pass's fixed cost, so each pass
-    runs over a whole block of rows: (1) maxima, labels and the target logits;
-    (2) exponentials (into a scratch block, as one flat loop over the block that also checks
-    finiteness; see :func:`categorical_labels`) and the rows' sums;
-    (3) the logarithms of the sums, vectorised across rows; (4) losses, and the gradient
-    from the scratch block. ``z`` is last read in (2), so ``grad`` may be ``z``.
+    runs over a whole block of rows, and the rows share one shift, the block's max :math:`M`
+    (a row's own max would cost a short reduction per row): (1) :math:`M` and finiteness in
+    one flat reduction; labels, target logits and scales; (2) :math:`e = \exp(x / T - M / T)`
+    as one flat loop, and the rows' sums :math:`s`; (3) a row with :math:`s < 2^{-20}` (its
+    max far below :math:`M`) is redone with its own max; (4) the cross-entropy
+    :math:`\log(s / e_y) \ge 0`, vectorised across rows (``e_y`` is a term of ``s``: small
+    losses keep their accuracy), or :math:`\log s + (M - z_y) / T` when :math:`e_y <
+    2^{-60}`; (5) losses and the gradient :math:`a e_j - b [j = y]`. ``z`` is last read in
+    (3), so ``grad`` may be ``z``.
+
+    The shared shift adds :math:`(M - m) / T` (:math:`m` the row's max) to the arguments of
+    ``exp``, below :math:`14 + \log C` for the rows not redone; the losses stay within 1-3
+    ulp of a float64 reference (absolute for small losses, relative otherwise), as with a
+    per-row shift.
     """
     n = stop - start
     lo = start * n_classes
     zb = flat_z[lo : stop * n_classes]
     e = np.empty(n * n_classes, zb.dtype)
     gb = flat_grad[lo : stop * n_classes] if want_grad else e
-    per_row = np.empty((6, n), zb.dtype)
-    shifts, sums, log_sums, x_target, c_ce, c_z = (
-        per_row[0], per_row[1], per_row[2], per_row[3], per_row[4], per_row[5],
+    per_row = np.empty((7, n), zb.dtype)
+    shifts, sums, e_targets, gaps, ce, c_ce, c_z = (
+        per_row[0], per_row[1], per_row[2], per_row[3], per_row[4], per_row[5], per_row[6],
     )  # fmt: skip
     targets = np.empty(n, np.int64)
     zero = keep - keep
+    redo_below = _like(zero, 2.0**-20)
+    tiny_target = _like(zero, 2.0**-60)
     code = STATUS_OK
+    m_block, bad = _row_max_check(zb)
+    if bad != 0:
+        return STATUS_NONFINITE
+    shift = m_block * inv_t
     for r in range(n):
-        base = r * n_classes
-        m = zb[base]
-        for j in range(n_classes):
-            m = max(m, zb[base + j])
         y, ok, counts = _label(labels[start + r], ignore_index, n_classes)
         if not ok:
             code = STATUS_LABEL
         targets[r] = y
-        x_target[r] = (zb[base + y] - m) * inv_t  # relative to the max: no lse - x cancellation
-        shifts[r] = m * inv_t
+        gaps[r] = (m_block - zb[r * n_classes + y]) * inv_t  # >= 0, exact before scaling
         c_ce[r] = _scale_at(scale_ce, start + r, counts)
         c_z[r] = _scale_at(scale_z, start + r, counts)
-    for r in range(n):  # each row's shift spread over its elements, for one flat exp loop
-        for j in range(n_classes):
-            e[r * n_classes + j] = shifts[r]
-    bad = zero  # finiteness, checked in this vectorised loop rather than in the maxima's
+        shifts[r] = shift
     for k in range(zb.shape[0]):
-        e[k] = fexp(zb[k] * inv_t - e[k])
-        bad += zb[k] * zero
-    if bad != 0:
-        code = STATUS_NONFINITE
+        e[k] = fexp(zb[k] * inv_t - shift)
     for r in range(n):
         base = r * n_classes
         s = zero
         for j in range(n_classes):
             s += e[base + j]
         sums[r] = s
-    for r in range(n):  # sums[r] >= 1: the row's max contributes exp(0)
-        log_sums[r] = flog_ge1(sums[r])
+        e_targets[r] = e[base + targets[r]]
+    for r in range(n):
+        if sums[r] < redo_below:
+            base = r * n_classes
+            row = zb[base : base + n_classes]
+            m = row[0]
+            for j in range(n_classes):
+                m = max(m, row[j])
+            shifts[r] = m * inv_t
+            gaps[r] = (m - row[targets[r]]) * inv_t
+            sums[r] = _row_exp(row, inv_t, shifts[r], e[base : base + n_classes])
+            e_targets[r] = e[base + targets[r]]
+    for r in range(n):  # s >= e_y, a term of s, so the ratio is >= 1
+        usable = e_targets[r] >= tiny_target
+        ce[r] = flog_pos(sums[r] / e_targets[r] if usable else sums[r])
+        ce[r] += zero if usable else gaps[r]
     for r in range(n):
         y = targets[r]
-        lse = shifts[r] + log_sums[r]
-        loss = keep * wa[y] * (log_sums[r] - x_target[r])
+        loss = keep * wa[y] * ce[r]
+        lse = (shifts[r] - gaps[r]) + ce[r]  # x_y / T + the loss
         loss_rows[start + r], cz = _row_terms(loss, lse, c_ce[r], c_z[r], two_z, inv_t)
         if want_grad:
             c1 = c_ce[r] * inv_t
