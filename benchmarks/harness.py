@@ -4,6 +4,9 @@
 * The bound: the median time of ``np.copyto`` between two arrays of the logits' size, taken
   in the same run (what a kernel that reads the logits and writes a gradient cannot beat;
   for a forward pass, reading alone: ``np.sum``). Each provider's ratio is median / bound.
+  Its destination's pages are touched beforehand; a provider returning a new gradient also
+  pays for new pages, so forward + gradient tables carry ``np.copy`` of the logits into a new
+  array beside it.
 * Peak memory: the process's resident high-water mark (``VmHWM``, reset through
   ``/proc/self/clear_refs``) above its resident size before the call, after returning freed
   memory to the system (``malloc_trim``); so PyTorch's and NumPy's allocations count alike.
@@ -27,6 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.csv"
 PLOT = HERE / "results.png"
+FRESH_COPY = "copy to a new array"  # the fresh-memory reference of fwd+grad (np.copy)
 
 
 @dataclass
@@ -246,10 +250,14 @@ def measure_providers(
     rec: Recorder, benchmark: str, shape: tuple, dtype: type, table: dict
 ) -> None:
     """Forward and forward + gradient of every provider of ``table`` against the copy bound
-    (the ``(out=)`` providers only with the gradient)."""
+    (the ``(out=)`` providers only with the gradient). With the gradient, also a copy of the
+    logits into a new array (``np.copy``): what any provider that returns a fresh gradient
+    pays at least, new pages included (the bound copies into pages already touched)."""
+    src = np.ones(shape, dtype=dtype)
+    fresh = {FRESH_COPY: lambda grad: np.copy(src)}
     for mode, grad in (("forward", False), ("fwd+grad", True)):
         bound = copy_bound(shape, dtype, write=grad)
-        for name, fn in table.items():
+        for name, fn in (table | fresh if grad else table).items():
             if name.endswith("(out=)") and not grad:
                 continue
             rec.measure(benchmark, shape, dtype, name, mode, lambda f=fn, g=grad: f(g), bound)
