@@ -317,8 +317,8 @@ def markdown(path: Path = RESULTS) -> str:
     rows = _latest(path)
     lines = []
     kernels = [r for r in rows if r["benchmark"] in ("categorical", "binary")]
-    providers = list(dict.fromkeys(r["provider"] for r in kernels))
     for mode in ("fwd+grad", "forward"):
+        providers = list(dict.fromkeys(r["provider"] for r in kernels if r["mode"] == mode))
         lines += [
             f"\n{mode}, median ms (x ratio to the in-run bound; p20-p80 in results.csv):\n",
             "| benchmark | shape | " + " | ".join(providers) + " | bound |",
