@@ -7,17 +7,23 @@ Python lists and scalars become NumPy arrays.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
 
+@functools.cache
+def _numpy_namespace() -> Any:
+    return array_api_compat.array_namespace(np.empty(0))
+
+
 def namespace(*arrays: Any) -> Any:
     """Array namespace of the array arguments; NumPy for lists, scalars and ``None``."""
     real = [a for a in arrays if a is not None and _is_array(a)]
-    if not real:
-        return array_api_compat.array_namespace(np.empty(0))
+    if all(type(a) is np.ndarray for a in real):  # the common case, without the lookup
+        return _numpy_namespace()
     return array_api_compat.array_namespace(*real)
 
 
@@ -27,6 +33,8 @@ def _is_array(obj: Any) -> bool:
 
 def asarray(obj: Any, xp: Any, like: Any = None) -> Any:
     """``obj`` as an array of namespace ``xp``, on the device of ``like``."""
+    if type(obj) is np.ndarray and xp is _numpy_namespace():
+        return obj
     if _is_array(obj) and array_api_compat.array_namespace(obj) is xp:
         return obj
     if array_api_compat.is_numpy_namespace(xp):
@@ -35,6 +43,15 @@ def asarray(obj: Any, xp: Any, like: Any = None) -> Any:
         obj = np.asarray(obj)
     device = array_api_compat.device(like) if like is not None else None
     return xp.asarray(obj, device=device)
+
+
+def moveaxis(xp: Any, x: Any, source: int, destination: int) -> Any:
+    """``xp.moveaxis``, skipped when both name the same axis (most calls: the class axis is
+    already last)."""
+    n = x.ndim
+    if -n <= source < n and -n <= destination < n and source % n == destination % n:
+        return x
+    return xp.moveaxis(x, source, destination)
 
 
 def is_numpy(xp: Any) -> bool:

@@ -94,12 +94,12 @@ def finish(result: Derivatives, xp: Any, dtype: Any, *, axis: int = -1, out: Any
     copy when a kernel already wrote it there).
     """
     from .. import _derivatives
-    from .._array import asarray
+    from .._array import asarray, moveaxis
 
     def back(v: Any) -> Any:
         if v is None:
             return None
-        return xp.astype(asarray(xp.moveaxis(v, -1, axis), xp), dtype, copy=False)
+        return xp.astype(asarray(moveaxis(xp, v, -1, axis), xp), dtype, copy=False)
 
     value = xp.astype(asarray(result.value, xp), dtype, copy=False)
     grad, hess = back(result.grad), back(result.hess)

@@ -171,7 +171,7 @@ def _target_parts(
     n_classes = pred.shape[-1]
     y = _array.asarray(y_true, xp, pred)
     if y.ndim == pred.ndim:
-        y = xp.moveaxis(y, axis, -1)
+        y = _array.moveaxis(xp, y, axis, -1)
         _validation.same_shape(y, pred, "y_true", "y_pred")
         soft = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), pred.dtype)
         _validation.sums_to_one(soft, xp, "y_true")
@@ -308,7 +308,7 @@ def _categorical(
     pred = _validation.predictions(y_pred, xp, check_finite=not fused)
     _validation.axis(axis, pred.ndim)
     out = kernels.gradient_buffer(out, pred)
-    pred = xp.moveaxis(pred, axis, -1)
+    pred = _array.moveaxis(xp, pred, axis, -1)
     _validation.reduction(reduction)
     label_smoothing = _validation.in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
     temperature = _validation.in_range(temperature, "temperature", 0.0, low_open=True)
@@ -363,7 +363,7 @@ def _categorical(
             scales.append(
                 kernels.reduction_scale(weights, z_normaliser, reduction, loss_shape, pred.dtype)
             )
-        grad_out = None if out is None else xp.moveaxis(out, axis, -1)
+        grad_out = None if out is None else _array.moveaxis(xp, out, axis, -1)
         if fused:
             loss, grad = kernels.fused_categorical(
                 pred, y_pred, soft, labels, wa, scales, options, order, grad_out

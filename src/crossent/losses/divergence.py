@@ -79,10 +79,10 @@ def kl_divergence(
     q = _validation.predictions(q_pred, xp, "q_pred")
     _validation.axis(axis, q.ndim)
     _validation.reduction(reduction)
-    q = xp.moveaxis(q, axis, -1)
+    q = _array.moveaxis(xp, q, axis, -1)
     p = _array.asarray(p_true, xp, q)
     p = xp.astype(_validation.targets_in_unit_interval(p, xp, "p_true"), q.dtype)
-    p = xp.moveaxis(p, axis, -1)
+    p = _array.moveaxis(xp, p, axis, -1)
     _validation.same_shape(p, q, "p_true", "q_pred")
     _validation.sums_to_one(p, xp, "p_true")
     if not from_logits:
@@ -230,7 +230,7 @@ def distillation_loss(
     beta = _validation.in_range(beta, "beta", 0.0, 1.0)
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
-    s, t = xp.moveaxis(s, axis, -1), xp.moveaxis(xp.astype(t, s.dtype), axis, -1)
+    s, t = _array.moveaxis(xp, s, axis, -1), _array.moveaxis(xp, xp.astype(t, s.dtype), axis, -1)
     soft = _soft_term(s, t, temperature, divergence, beta, order, xp)
     terms = [soft.scaled(alpha * (temperature**2 if scale_by_t2 else 1.0))]
     weights = None
