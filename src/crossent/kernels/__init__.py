@@ -15,9 +15,10 @@ by the environment variable ``CROSSENT_BACKEND`` (read at each call; the keyword
 
 The fused kernels apply to NumPy float32/float64 logits (``from_logits=True``) with the class
 axis last, for values and gradients (hessians use the portable path). "Auto" uses them from
-:data:`FUSED_MIN_ELEMENTS` logits up: below that the fused call's fixed cost (argument
-preparation and the kernel launch, a few hundred µs on the 2-core benchmark machine) is not
-repaid. Kernels use one thread per :data:`PARALLEL_MIN_ELEMENTS` elements (measured on the
+:data:`FUSED_MIN_ELEMENTS` logits up. Per call the kernels are faster at every size measured
+on the 2-core benchmark machine (150 vs 525 µs at 128 x 10), but a kernel's first call in a
+process costs 0.2-0.3 s to load from the disk cache (seconds to compile the first time),
+which a few small calls never win back. Kernels use one thread per :data:`PARALLEL_MIN_ELEMENTS` elements (measured on the
 same machine; see the README's Performance section). Numba is an optional dependency
 (``pip install crossent[fast]``): the kernels compile on first use, never at import, and
 are cached on disk (next to the package, or in a user cache directory when the package
