@@ -282,7 +282,7 @@ def _label(y, ignore_index, n_classes):
     ignored)."""
     counts = y != ignore_index
     inside = (y >= 0) & (y < n_classes)
-    return (y if inside & counts else 0), inside | ~counts, counts
+    return (y if inside & counts else 0), inside | (y == ignore_index), counts
 
 
 @njit(inline="always")
