@@ -6,7 +6,7 @@
   for a forward pass, reading alone: ``np.sum``). Each provider's ratio is median / bound.
   Its destination's pages are touched beforehand; a provider returning a new gradient also
   pays for new pages, so forward + gradient tables carry ``np.copy`` of the logits into a new
-  array beside it.
+  array (one thread) beside it.
 * Peak memory: the process's resident high-water mark (``VmHWM``, reset through
   ``/proc/self/clear_refs``) above its resident size before the call, after returning freed
   memory to the system (``malloc_trim``); so PyTorch's and NumPy's allocations count alike.
@@ -251,8 +251,9 @@ def measure_providers(
 ) -> None:
     """Forward and forward + gradient of every provider of ``table`` against the copy bound
     (the ``(out=)`` providers only with the gradient). With the gradient, also a copy of the
-    logits into a new array (``np.copy``): what any provider that returns a fresh gradient
-    pays at least, new pages included (the bound copies into pages already touched)."""
+    logits into a new array (``np.copy``, one thread): the price of new pages, which a
+    provider returning a fresh gradient pays too (the bound copies into pages already
+    touched)."""
     src = np.ones(shape, dtype=dtype)
     fresh = {FRESH_COPY: lambda grad: np.copy(src)}
     for mode, grad in (("forward", False), ("fwd+grad", True)):
