@@ -162,3 +162,23 @@ def test_float32_temperature_of_large_logits_keeps_the_softmax_exact(backend):
     value, grad = vg(y, z, backend=backend, **kwargs)
     np.testing.assert_allclose(value, v64, rtol=1e-6)
     np.testing.assert_allclose(grad, g64, rtol=0, atol=1e-6 * np.abs(g64).max())
+
+
+def test_float32_temperature_of_large_teacher_logits_keeps_the_distillation_exact():
+    # The teacher's softmax(t / T) is shifted by the max before the division too.
+    # Reference: SciPy's log-softmax in float64 of the same float32 logits.
+    from scipy.special import log_softmax
+
+    rng = np.random.default_rng(8)
+    s = (1e4 + 5 * rng.normal(size=(200, 6))).astype(np.float32)
+    t = (1e4 + 5 * rng.normal(size=(200, 6))).astype(np.float32)
+    temperature = 1.7
+    log_p = log_softmax(t.astype(np.float64) / temperature, axis=1)
+    log_q = log_softmax(s.astype(np.float64) / temperature, axis=1)
+    ref_value = temperature**2 * np.sum(np.exp(log_p) * (log_p - log_q), axis=1)
+    ref_grad = temperature * (np.exp(log_q) - np.exp(log_p))
+    value, grad = ce.value_and_grad(ce.distillation_loss)(
+        None, s, t, temperature=temperature, alpha=1.0, reduction="none"
+    )
+    np.testing.assert_allclose(value, ref_value, rtol=1e-4, atol=1e-6 * np.abs(ref_value).max())
+    np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-6 * np.abs(ref_grad).max())

@@ -41,6 +41,16 @@ def _safe_max(x: Any, xp: Any, axis: int) -> Any:
     return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
 
+def _tempered(x: Any, temperature: float, xp: Any, axis: int = -1) -> tuple[Any, Any]:
+    """``x / T`` up to a shift along ``axis`` that (log-)softmax ignores: ``(x - m) / T``, and
+    the shift ``m / T`` (``m`` the max). Dividing first would round large float32 logits
+    before their differences are taken (at 1e4, to about 1e-3)."""
+    if temperature == 1.0:
+        return x, 0.0
+    m = _safe_max(x, xp, axis)
+    return (x - m) / temperature, m / temperature
+
+
 def log_softmax(x: Any, *, axis: int = -1) -> Any:
     r"""Logarithm of the softmax along ``axis``: :math:`x_i - \operatorname{lse}(x)`.
 

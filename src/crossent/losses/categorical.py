@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _array, _derivatives, _validation, kernels
-from ..special import _safe_max, log_softmax_and_logsumexp
+from ..special import _tempered, log_softmax_and_logsumexp
 from ._reduction import Term, example_weights, finish, reduce
 
 
@@ -58,12 +58,9 @@ class _LogProbs:
             self.p = self.clipped
             self.v = 1 - self.p
             return
-        if temperature == 1.0:
-            self.log_p, self.lse = log_softmax_and_logsumexp(z, axis=-1)
-        else:  # (z - m) / T: z / T would round large logits before their difference is taken
-            m = _safe_max(z, xp, -1)
-            self.log_p, lse = log_softmax_and_logsumexp((z - m) / temperature, axis=-1)
-            self.lse = lse + m / temperature
+        z, shift = _tempered(z, temperature, xp)
+        self.log_p, lse = log_softmax_and_logsumexp(z, axis=-1)
+        self.lse = lse + shift
         self.p = xp.exp(self.log_p)
         self.v = -xp.expm1(self.log_p)
 

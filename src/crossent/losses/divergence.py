@@ -24,7 +24,7 @@ import math
 from typing import Any
 
 from .. import _array, _derivatives, _validation
-from ..special import log_softmax, softmax
+from ..special import _tempered, log_softmax, softmax
 from ._reduction import Term, finish, reduce
 from .categorical import _LogProbs, _softmax_term, _targets
 
@@ -142,9 +142,10 @@ def _soft_term(
         divergence = "forward_kl"
     elif divergence == "jsd" and beta == 1.0:
         divergence = "reverse_kl"
+    t = _tempered(t, temperature, xp)[0]
     if divergence == "forward_kl":
-        return _kl_term(softmax(t / temperature), student, order, xp)
-    log_p = log_softmax(t / temperature)
+        return _kl_term(softmax(t), student, order, xp)
+    log_p = log_softmax(t)
     if divergence == "reverse_kl":
         return _reverse_kl_term(student, log_p, order, xp)
     return _jsd_term(student, log_p, beta, order, xp)
