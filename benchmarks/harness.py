@@ -149,9 +149,9 @@ def peak_extra_mib(fn: Callable[[], object]) -> float:
     return peak / 2**20
 
 
-def copy_bound(shape: tuple, dtype: type, write: bool, repeats: int = 7) -> float:
-    """The in-run bandwidth bound in ms: copy (read + write) or sum (read) of the logits."""
-    src = np.ones(shape, dtype=dtype)
+def copy_bound(src: np.ndarray, write: bool, repeats: int = 7) -> float:
+    """The in-run bandwidth bound in ms: copy (read + write) or sum (read) of an array of the
+    logits' shape and dtype."""
     if write:
         dst = np.empty_like(src)
         dst.fill(0)  # touch the pages once: the bound is a steady-state copy
@@ -257,7 +257,7 @@ def measure_providers(
     src = np.ones(shape, dtype=dtype)
     fresh = {FRESH_COPY: lambda grad: np.copy(src)}
     for mode, grad in (("forward", False), ("fwd+grad", True)):
-        bound = copy_bound(shape, dtype, write=grad)
+        bound = copy_bound(src, write=grad)
         for name, fn in (table | fresh if grad else table).items():
             if name.endswith("(out=)") and not grad:
                 continue
