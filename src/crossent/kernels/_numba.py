@@ -462,9 +462,7 @@ def _labels_narrow_block(
         if sums[r] < redo_below:
             base = r * n_classes
             row = zb[base : base + n_classes]
-            m = row[0]
-            for j in range(n_classes):
-                m = max(m, row[j])
+            m = _row_max_check(row)[0]
             shifts[r] = m * inv_t
             gaps[r] = (m - row[targets[r]]) * inv_t
             sums[r] = _row_exp(row, inv_t, shifts[r], e[base : base + n_classes])
