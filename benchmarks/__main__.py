@@ -1,16 +1,23 @@
-"""``python -m benchmarks [categorical binary linear startup] [--quick] [--no-save] [--table]``.
+"""``python -m benchmarks [FAMILY ...] [--quick] [--no-save] [--table]``.
 
-Runs the chosen families (all by default) in one process, prints a table, appends the rows to
-``benchmarks/results.csv`` and redraws ``benchmarks/results.png``.
+FAMILY: categorical, binary, linear, startup, cuda. Runs the chosen families (all by
+default) in one process, prints a table, appends the rows to ``benchmarks/results.csv`` and
+redraws ``benchmarks/results.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from . import binary, categorical, harness, linear, startup
+from . import binary, categorical, cuda, harness, linear, startup
 
-FAMILIES = {"categorical": categorical, "binary": binary, "linear": linear, "startup": startup}
+FAMILIES = {
+    "categorical": categorical,
+    "binary": binary,
+    "linear": linear,
+    "startup": startup,
+    "cuda": cuda,  # skipped without a CUDA device
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
             module.run(rec, shapes=[(4096, 10), (512, 1000)])
         elif args.quick and family == "binary":
             module.run(rec, shape=(100_000,))
+        elif args.quick and family == "cuda":
+            module.run(rec, shapes=[(4096, 10), (512, 1000)], binary_shape=(100_000,))
         elif args.quick and family == "linear":
             module.run(rec, shape=(256, 64, 2048))
         elif family == "linear":

@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.csv"
 PLOT = HERE / "results.png"
 FRESH_COPY = "copy to a new array"  # the fresh-memory reference of fwd+grad (np.copy)
+GPU = "-cuda"  # suffix of the benchmarks run on CUDA tensors (their own tables, not the plot)
 
 
 @dataclass
@@ -73,6 +74,8 @@ def machine() -> dict:
 
         versions.append(f"torch {torch.__version__}")
         threads = torch.get_num_threads()
+        if torch.cuda.is_available():
+            versions.append(f"cuda {torch.version.cuda} on {torch.cuda.get_device_name()}")
     except ImportError:
         threads = os.cpu_count() or 1
     cpu = platform.processor() or platform.machine()
@@ -174,10 +177,13 @@ class Recorder:
 
     def measure(
         self, benchmark: str, shape: tuple, dtype: type, provider: str, mode: str,
-        fn: Callable[[], object], bound: float, memory: bool = True,
+        fn: Callable[[], object], bound: float,
+        memory: Callable[[Callable[[], object]], float] = peak_extra_mib,
     ) -> Row:  # fmt: skip
+        """Time ``fn`` and measure its peak extra memory in MiB with ``memory`` (the host
+        process's by default)."""
         median, p20, p80 = timings(fn, self.repeats)
-        peak = peak_extra_mib(fn) if memory else float("nan")
+        peak = memory(fn)
         row = Row(
             **self.common, benchmark=benchmark, shape="x".join(map(str, shape)),
             dtype=np.dtype(dtype).name, provider=provider, mode=mode, median_ms=median,
@@ -204,6 +210,23 @@ class Recorder:
                                  for k, v in asdict(row).items()})  # fmt: skip
 
 
+def torch_provider(fn: Callable, y, z) -> Callable[[bool], object]:
+    """PyTorch's ``fn(logits, targets)`` on tensors ``z`` and ``y``, with ``backward`` when
+    the gradient is asked for."""
+    import torch
+
+    def run(grad: bool) -> object:
+        if not grad:
+            with torch.no_grad():
+                return fn(z, y)
+        leaf = z.detach().requires_grad_()
+        loss = fn(leaf, y)
+        loss.backward()
+        return loss, leaf.grad
+
+    return run
+
+
 def logit_providers(crossent_loss: Callable, torch_loss: Callable | None, y, z, out) -> dict:
     """Name -> function of ``grad`` (bool) for a loss of logits ``z`` and targets ``y``.
 
@@ -220,19 +243,9 @@ def logit_providers(crossent_loss: Callable, torch_loss: Callable | None, y, z, 
     except ImportError:
         torch = None
     if torch is not None and torch_loss is not None:
-        tz, ty = torch.from_numpy(z), torch.from_numpy(y)
-        fn = torch_loss(torch)
-
-        def torch_run(grad: bool) -> object:
-            if not grad:
-                with torch.no_grad():
-                    return fn(tz, ty)
-            leaf = tz.detach().requires_grad_()
-            loss = fn(leaf, ty)
-            loss.backward()
-            return loss, leaf.grad
-
-        table["pytorch"] = torch_run
+        table["pytorch"] = torch_provider(
+            torch_loss(torch), torch.from_numpy(y), torch.from_numpy(z)
+        )
     fused = crossent.kernels.numba_available()
     for backend in ("portable", "fused") if fused else ("portable",):
         table[f"crossent {backend}"] = lambda g, b=backend: (
@@ -281,7 +294,9 @@ def plot(path: Path = RESULTS, out: Path = PLOT) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in _latest(path) if r["mode"] == "fwd+grad"]
+    rows = [
+        r for r in _latest(path) if r["mode"] == "fwd+grad" and not r["benchmark"].endswith(GPU)
+    ]
     if not rows:
         return
     latest = max(r["date"] for r in rows)
@@ -313,15 +328,20 @@ def plot(path: Path = RESULTS, out: Path = PLOT) -> None:
     print(f"# plot: {out}")
 
 
-def markdown(path: Path = RESULTS) -> str:
-    """The latest measurement of every case as Markdown tables (the README's section)."""
-    rows = _latest(path)
+def _ms(value: str) -> str:
+    v = float(value)
+    return f"{v:.1f}" if v >= 1 else f"{v:.3f}"
+
+
+def _kernel_tables(kernels: list[dict], where: str) -> list[str]:
+    """Forward + gradient and forward tables of the loss benchmarks: provider columns."""
     lines = []
-    kernels = [r for r in rows if r["benchmark"] in ("categorical", "binary")]
     for mode in ("fwd+grad", "forward"):
         providers = list(dict.fromkeys(r["provider"] for r in kernels if r["mode"] == mode))
+        if not providers:
+            continue
         lines += [
-            f"\n{mode}, median ms (x ratio to the in-run bound; p20-p80 in results.csv):\n",
+            f"\n{mode}{where}, median ms (x ratio to the in-run bound; p20-p80 in results.csv):\n",
             "| benchmark | shape | " + " | ".join(providers) + " | bound |",
             "|---" * (len(providers) + 3) + "|",
         ]
@@ -334,11 +354,21 @@ def markdown(path: Path = RESULTS) -> str:
             lines.append(
                 f"| {key[0]} | {key[1]} | "
                 + " | ".join(
-                    f"{float(cells[p]['median_ms']):.1f} (x{float(cells[p]['ratio']):.1f})"
+                    f"{_ms(cells[p]['median_ms'])} (x{float(cells[p]['ratio']):.1f})"
                     if p in cells else "-" for p in providers
                 )
-                + f" | {float(bound):.1f} |"
+                + f" | {_ms(bound)} |"
             )  # fmt: skip
+    return lines
+
+
+def markdown(path: Path = RESULTS) -> str:
+    """The latest measurement of every case as Markdown tables (the README's section)."""
+    rows = _latest(path)
+    lines = []
+    for where, names in (("", ("categorical", "binary")),
+                         (" on CUDA", ("categorical" + GPU, "binary" + GPU))):  # fmt: skip
+        lines += _kernel_tables([r for r in rows if r["benchmark"] in names], where)
     linear = [r for r in rows if r["benchmark"] == "linear"]
     if linear:
         lines += ["\nlinear cross-entropy, forward + gradients:\n",

@@ -13,13 +13,22 @@ torch = pytest.importorskip("torch")
 xps = pytest.importorskip("array_api_strict")
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="PyTorch sees no CUDA device")
+
+
 def _convert(a, lib):
-    if lib == "torch":
-        return torch.asarray(a)
+    if lib.startswith("torch"):
+        return torch.asarray(a, device="cuda" if lib == "torch-cuda" else "cpu")
     return xps.asarray(a)
 
 
-@pytest.mark.parametrize("lib", ["torch", "array_api_strict"])
+def _to_numpy(a):
+    return a.cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+@pytest.mark.parametrize(
+    "lib", ["torch", pytest.param("torch-cuda", marks=CUDA), "array_api_strict"]
+)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_same_values_and_gradients_as_numpy(case: Case, lib):
     args = case.args()
@@ -29,8 +38,10 @@ def test_same_values_and_gradients_as_numpy(case: Case, lib):
     ours = ce.value_and_grad(case.fn)(*(_convert(a, lib) for a in args), **kwargs)
     ref = ce.value_and_grad(case.fn)(*args, **case.kwargs)
     for got, want in zip(ours, ref, strict=True):
-        assert type(got).__module__.split(".")[0] == lib.split(".")[0]
-        assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-15)
+        assert type(got).__module__.split(".")[0] == lib.split("-")[0]
+        if lib == "torch-cuda":
+            assert got.device.type == "cuda"
+        assert_allclose(_to_numpy(got), want, rtol=1e-12, atol=1e-15)
 
 
 def test_torch_autograd_flows_through_the_loss():
