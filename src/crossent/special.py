@@ -80,7 +80,8 @@ def log_softmax_and_logsumexp(x: Any, *, axis: int = -1) -> tuple[Any, Any]:
     e = xp.exp(shifted)
     at_max = shifted == 0
     n_max = xp.sum(xp.astype(at_max, x.dtype), axis=axis, keepdims=True)
-    rest = xp.sum(xp.where(at_max, xp.zeros_like(e), e), axis=axis, keepdims=True) + (n_max - 1)
+    zero = xp.zeros_like(m)  # broadcast along the axis: no temporary of x's size
+    rest = xp.sum(xp.where(at_max, zero, e), axis=axis, keepdims=True) + (n_max - 1)
     # A slice of all -inf has logsumexp -inf (log 0) and log-softmax NaN, as in SciPy.
     with np.errstate(divide="ignore", invalid="ignore"):
         log_sum = xp.log1p(rest)
@@ -109,14 +110,15 @@ def sigmoid_parts(x: Any) -> tuple[Any, Any, Any, Any]:
     x = _array.asarray(x, xp)
     e = xp.exp(-xp.abs(x))
     log1pe = xp.log1p(e)
-    zero = xp.zeros_like(x)
+    zero = xp.zeros((), dtype=x.dtype, device=_array.array_api_compat.device(x))  # broadcast
     r = 1 / (1 + e)
+    er = e * r
     positive = x >= 0
     return (
         xp.minimum(x, zero) - log1pe,
         xp.minimum(-x, zero) - log1pe,
-        xp.where(positive, r, e * r),
-        xp.where(positive, e * r, r),
+        xp.where(positive, r, er),
+        xp.where(positive, er, r),
     )
 
 

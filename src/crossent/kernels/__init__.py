@@ -3,8 +3,9 @@
 Three ways compute the same numbers (float64 within 1e-12 relative, float32 within 1e-5):
 
 * ``"portable"``: the array-API math of :mod:`crossent.losses`, for every array library. For
-  NumPy inputs larger than :data:`CHUNK_ELEMENTS` it runs over blocks of rows, so no
-  temporary is larger than one block;
+  categorical inputs larger than :data:`CHUNK_ELEMENTS` (NumPy) or
+  :data:`ARRAY_API_CHUNK_ELEMENTS` (other libraries whose arrays can be written into, such as
+  PyTorch on a GPU) it runs over blocks of rows, so no temporary is larger than one block;
 * ``"fused"``: one multi-threaded Numba kernel per loss family that reads the logits once,
   checks them (finite values, label range) on the way, and writes loss and gradient in the
   same pass (:mod:`crossent.kernels._numba`);
@@ -36,7 +37,10 @@ import numpy as np
 BACKENDS = ("auto", "fused", "portable")
 FUSED_MIN_ELEMENTS = 16384
 PARALLEL_MIN_ELEMENTS = 1 << 17
+# The portable path runs over blocks of rows of this many elements: cache-sized for NumPy,
+# large enough for other libraries (a GPU) that each operation still fills the device.
 CHUNK_ELEMENTS = 1 << 20
+ARRAY_API_CHUNK_ELEMENTS = 1 << 24
 # Work split of the kernels; each block reports one status code, so the caller sizes the
 # status array from the same numbers.
 ROW_BLOCK_ELEMENTS = 8192  # categorical: rows of about this many logits per block
@@ -143,7 +147,7 @@ def gradient_buffer(out: Any, like: np.ndarray, name: str = "out") -> np.ndarray
     return out
 
 
-def row_chunks(n_rows: int, row_size: int, chunk_elements: int = CHUNK_ELEMENTS) -> list[slice]:
+def row_chunks(n_rows: int, row_size: int, chunk_elements: int) -> list[slice]:
     """Slices of at most ``chunk_elements`` elements (at least one row) covering the rows."""
     step = max(1, chunk_elements // max(row_size, 1))
     return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
@@ -153,30 +157,6 @@ def clipped_labels(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Labels clipped into [0, n_classes) for gathering class weights before the kernel has
     checked them (rows it rejects raise; ignored rows have weight 0)."""
     return np.clip(labels, 0, n_classes - 1)
-
-
-def reduction_scale(
-    weights: Any, normaliser: Any, reduction: str, loss_shape: tuple, dtype: Any
-) -> Any:
-    """Per-example factors :math:`c_i` of a term: its reduced value is :math:`\\sum_i c_i
-    \\ell_i` (or :math:`c_i \\ell_i` for ``"none"``) and its gradient :math:`c_i` times each
-    example's own.
-
-    Obtained from :func:`crossent.losses._reduction.reduce` itself (the derivative of the
-    reduced value with respect to unit losses), so the semantics are the core's. Without
-    weights every example weighs 1 and the factor is one scalar: 1, or for ``"mean"`` one
-    over the summed normalisers (the example count without them; 0 when that sum is 0, as
-    :func:`~crossent.losses._reduction.reduce` gives).
-    """
-    if weights is None:  # every example weighs 1: one factor for all
-        if reduction != "mean":
-            return dtype.type(1.0)
-        total = float(np.prod(loss_shape) if normaliser is None else np.sum(normaliser))
-        return dtype.type(1.0 / total if total > 0 else 0.0)
-    from ..losses._reduction import Term, reduce
-
-    ones = np.ones(loss_shape, dtype=dtype)
-    return reduce([Term(ones * 0, ones, normaliser=normaliser)], weights, reduction, np).grad
 
 
 def _rows_view(a: np.ndarray, n_classes: int) -> np.ndarray:

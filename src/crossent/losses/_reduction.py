@@ -17,8 +17,11 @@ gradient 0 (PyTorch returns NaN there).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+import array_api_compat
 
 from .._derivatives import Derivatives
 
@@ -67,6 +70,29 @@ def reduce(terms: list[Term], weights: Any, reduction: str, xp: Any) -> Derivati
             c = scale if term.hess.ndim == scale.ndim else scale[..., None]
             hess = c * term.hess if hess is None else hess + c * term.hess
     return Derivatives(value, grad, hess)
+
+
+def reduction_scale(
+    weights: Any, normaliser: Any, reduction: str, loss_shape: tuple, xp: Any, like: Any
+) -> Any:
+    """Per-example factors :math:`c_i` of a term: its reduced value is :math:`\\sum_i c_i
+    \\ell_i` (or :math:`c_i \\ell_i` for ``"none"``) and its gradient :math:`c_i` times each
+    example's own. For the paths that compute a loss in blocks (the fused kernels, the chunked
+    portable path), which cannot see the whole batch's normaliser.
+
+    Obtained from :func:`reduce` itself (the derivative of the reduced value with respect to
+    unit losses), so the semantics are the core's. Without weights every example weighs 1 and
+    the factor is one Python float: 1, or for ``"mean"`` one over the summed normalisers (the
+    example count without them; 0 when that sum is 0, as :func:`reduce` gives). Otherwise an
+    array of the loss shape, of ``like``'s dtype and device.
+    """
+    if weights is None:  # every example weighs 1: one factor for all
+        if reduction != "mean":
+            return 1.0
+        total = float(math.prod(loss_shape)) if normaliser is None else float(xp.sum(normaliser))
+        return 1.0 / total if total > 0 else 0.0
+    ones = xp.ones(loss_shape, dtype=like.dtype, device=array_api_compat.device(like))
+    return reduce([Term(ones * 0, ones, normaliser=normaliser)], weights, reduction, xp).grad
 
 
 def example_weights(sample_weight: Any, mask: Any, loss_shape: tuple, xp: Any, like: Any) -> Any:

@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import _array, _derivatives, _validation, kernels
 from ..special import sigmoid_parts
-from ._reduction import Term, example_weights, finish, reduce
+from ._reduction import Term, example_weights, finish, reduce, reduction_scale
 
 
 def _times(k: float, log_x: Any, xp: Any) -> Any:
@@ -97,7 +97,7 @@ def _binary(
             raise ValueError("pos_weight must be non-negative")
     weights = example_weights(sample_weight, mask, tuple(z.shape), xp, z)
     if fused:
-        scale = kernels.reduction_scale(weights, None, reduction, tuple(z.shape), z.dtype)
+        scale = reduction_scale(weights, None, reduction, tuple(z.shape), xp, z)
         options = {
             "label_smoothing": eps_smooth,
             "gamma": gamma,
@@ -117,37 +117,32 @@ def _binary(
         q = 1 - p
         log_p, log_q = xp.log(p), xp.log1p(-p)
 
-    a = -(w_pos * y * log_p + (1 - y) * log_q)
+    wy, not_y = w_pos * y, 1 - y
+    a = -(wy * log_p + not_y * log_q)
     # Derivatives of A: with respect to z for logits, to p for probabilities.
-    if from_logits:
-        da = (1 - y) * p - w_pos * y * q
-        d2a = (w_pos * y + 1 - y) * p * q
-    else:
-        da = (1 - y) / q - w_pos * y / p
-        d2a = None
+    da = (not_y * p - wy * q if from_logits else not_y / q - wy / p) if order >= 1 else None
+    d2a = (wy + not_y) * p * q if order >= 2 else None  # hessians need logits (checked above)
 
     loss, grad, hess = a, da, d2a
     if gamma > 0:
         log_u = xp.logaddexp(_log(y, xp) + log_q, _log(1 - y, xp) + log_p)
         f = xp.exp(_times(gamma, log_u, xp))
-        sign = 1 - 2 * y
-        if from_logits:
-            log_pq = log_p + log_q  # log of du/dz / (1 - 2y)
+        loss = f * a
+        if order >= 1:
+            sign = 1 - 2 * y
+            log_pq = log_p + log_q if from_logits else 0.0  # log of du/dz / (1 - 2y)
             df = gamma * sign * xp.exp(_times(gamma - 1, log_u, xp) + log_pq)
+            grad = df * a + f * da
+        if order >= 2:
             d2f = gamma * (gamma - 1) * sign**2 * xp.exp(
                 _times(gamma - 2, log_u, xp) + 2 * log_pq
             ) + gamma * sign * (1 - 2 * p) * xp.exp(_times(gamma - 1, log_u, xp) + log_pq)
-        else:
-            df = gamma * sign * xp.exp(_times(gamma - 1, log_u, xp))
-        loss = f * a
-        grad = df * a + f * da
-        hess = d2f * a + 2 * df * da + f * d2a if from_logits else None
+            hess = d2f * a + 2 * df * da + f * d2a
     if alpha is not None:
-        alpha_t = alpha * y + (1 - alpha) * (1 - y)
-        loss, grad = alpha_t * loss, alpha_t * grad
-        hess = alpha_t * hess if hess is not None else None
+        alpha_t = alpha * y + (1 - alpha) * not_y
+        loss, grad, hess = (None if v is None else alpha_t * v for v in (loss, grad, hess))
 
-    term = Term(loss, grad if order >= 1 else None, hess if order >= 2 else None)
+    term = Term(loss, grad, hess)
     return finish(reduce([term], weights, reduction, xp), xp, out_dtype, out=out)
 
 

@@ -29,11 +29,12 @@ which for cross-entropy is the familiar :math:`W p_j - g_j` and :math:`W p_j (1 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import _array, _derivatives, _validation, kernels
 from ..special import _tempered, log_softmax_and_logsumexp
-from ._reduction import Term, example_weights, finish, reduce
+from ._reduction import Term, example_weights, finish, reduce, reduction_scale
 
 
 class _LogProbs:
@@ -84,7 +85,8 @@ def _phi(g: Any, lp: _LogProbs, gamma: float, order: int, xp: Any) -> tuple[Any,
     """
     log_p, p, v = lp.log_p, lp.p, lp.v
     if gamma == 0:
-        return -g * log_p, -g, None
+        neg_g = -g
+        return neg_g * log_p, neg_g, None
     positive = v > 0
     safe_v = xp.where(positive, v, xp.ones_like(v))
     h = xp.where(positive, log_p / safe_v, -xp.ones_like(v))  # L / (1 - p) -> -1 as p -> 1
@@ -131,7 +133,7 @@ def _softmax_term(
     if lp.rescaled:
         # Written with v = 1 - p (exact) and the sums over the *other* classes, so that a
         # near-certain class does not lose its gradient to the rounding of p - 1.
-        d1 = d1 * xp.ones_like(lp.p)
+        d1 = xp.broadcast_to(d1, lp.p.shape)
         s1 = xp.sum(d1, axis=-1, keepdims=True)
         grad = d1 * lp.v - lp.p * (s1 - d1)
         hess = None
@@ -139,7 +141,7 @@ def _softmax_term(
             d2v2 = xp.zeros_like(lp.p) if d2v2 is None else d2v2
             hess = _hessian_diagonal(d2v2, s1, lp, xp)
     else:
-        grad, hess = d1 * xp.ones_like(lp.p), None
+        grad, hess = xp.broadcast_to(d1, lp.p.shape), None
     grad, hess = lp.chain(grad, hess)
     return Term(loss, grad, hess, normaliser)
 
@@ -232,50 +234,72 @@ def _rows(
     return terms
 
 
+def _chunk_elements(pred: Any, xp: Any) -> int | None:
+    """Elements per block of rows for the portable path, or None for one block.
+
+    NumPy works in cache-sized blocks; other libraries in blocks large enough to fill a device
+    with each operation. Libraries whose arrays cannot be written into (JAX) take one block.
+    """
+    limit = kernels.CHUNK_ELEMENTS if _array.is_numpy(xp) else kernels.ARRAY_API_CHUNK_ELEMENTS
+    if math.prod(pred.shape) <= limit or not _array.array_api_compat.is_writeable_array(pred):
+        return None
+    return limit
+
+
+def _combine(parts: list, factors: list) -> Any:
+    """:math:`\\sum_k c_k\\, \\mathrm{part}_k` over the parts present; a row's factor spans
+    its classes."""
+    total = None
+    for c, part in zip(factors, parts, strict=True):
+        if part is not None:
+            c = c if isinstance(c, float) or c.ndim == part.ndim else c[:, None]
+            total = c * part if total is None else total + c * part
+    return total
+
+
 def _chunked(
     pred: Any, soft: Any, labels: Any, wa: list, scales: list, options: dict, order: int,
-    out: Any,
+    out: Any, xp: Any, chunk_elements: int,
 ) -> tuple[Any, Any, Any]:  # fmt: skip
-    """The NumPy path of the portable math, over blocks of rows (no (N, C) temporaries).
+    """The portable math over blocks of rows: no temporary larger than one block.
 
     ``scales`` are the rows' reduction factors of each term (see
-    :func:`crossent.kernels.reduction_scale`); returns per-row weighted losses, gradient and
-    hessian (class axis last; the gradient in ``out`` when given).
+    :func:`~crossent.losses._reduction.reduction_scale`); returns per-row weighted losses,
+    gradient and hessian (class axis last), written block by block into new arrays (the
+    gradient into ``out`` when given).
     """
-    import numpy as np
-
     n_classes = pred.shape[-1]
-    flat = pred.reshape(-1, n_classes)
-    soft = None if soft is None else soft.reshape(-1, n_classes)
-    labels = None if labels is None else labels.reshape(-1)
-    scales = [np.broadcast_to(c, pred.shape[:-1]).reshape(-1, 1) for c in scales]
-    loss = np.zeros(flat.shape[0], dtype=pred.dtype)
+    rows_shape = tuple(pred.shape[:-1])
+    flat = xp.reshape(pred, (-1, n_classes))
+    soft = None if soft is None else xp.reshape(soft, (-1, n_classes))
+    labels = None if labels is None else xp.reshape(labels, (-1,))
+    scales = [c if isinstance(c, float) else xp.reshape(c, (-1,)) for c in scales]
+    device = _array.array_api_compat.device(pred)
+    loss = xp.empty((flat.shape[0],), dtype=pred.dtype, device=device)
     grad = hess = None
     if order >= 1:
         into = out is not None and out.flags.c_contiguous
-        grad = out.reshape(-1, n_classes) if into else np.empty_like(flat)
+        grad = xp.reshape(out, flat.shape) if into else xp.empty_like(flat)
     if order >= 2:
-        hess = np.empty_like(flat)
-    for sl in kernels.row_chunks(flat.shape[0], n_classes):
+        hess = xp.empty_like(flat)
+    for sl in kernels.row_chunks(flat.shape[0], n_classes, chunk_elements):
         terms = _rows(
-            flat[sl],
-            None if soft is None else soft[sl],
+            flat[sl, :],
+            None if soft is None else soft[sl, :],
             None if labels is None else labels[sl],
             wa,
-            np,
+            xp,
             options,
             order,
         )
-        for k, (term, c) in enumerate(zip(terms, scales, strict=False)):
-            loss[sl] += c[sl, 0] * term.loss
-            for target, part in ((grad, term.grad), (hess, term.hess)):
-                if part is not None:
-                    target[sl] = c[sl] * part if k == 0 else target[sl] + c[sl] * part
-    shape = pred.shape
+        factors = [c if isinstance(c, float) else c[sl] for c in scales]
+        for target, kind in ((loss, "loss"), (grad, "grad"), (hess, "hess")):
+            if target is not None:
+                target[sl, ...] = _combine([getattr(t, kind) for t in terms], factors)
     return (
-        loss.reshape(shape[:-1]),
-        None if grad is None else grad.reshape(shape),
-        None if hess is None else hess.reshape(shape),
+        xp.reshape(loss, rows_shape),
+        None if grad is None else xp.reshape(grad, pred.shape),
+        None if hess is None else xp.reshape(hess, pred.shape),
     )
 
 
@@ -354,12 +378,11 @@ def _categorical(
         "gamma": gamma,
         "ignore_index": ignore_index,
     }
-    if fused or (_array.is_numpy(xp) and pred.size > kernels.CHUNK_ELEMENTS):
-        scales = [kernels.reduction_scale(weights, normaliser, reduction, loss_shape, pred.dtype)]
+    chunk_elements = None if fused else _chunk_elements(pred, xp)
+    if fused or chunk_elements:
+        scales = [reduction_scale(weights, normaliser, reduction, loss_shape, xp, pred)]
         if z_loss:
-            scales.append(
-                kernels.reduction_scale(weights, z_normaliser, reduction, loss_shape, pred.dtype)
-            )
+            scales.append(reduction_scale(weights, z_normaliser, reduction, loss_shape, xp, pred))
         grad_out = None if out is None else _array.moveaxis(xp, out, axis, -1)
         if fused:
             loss, grad = kernels.fused_categorical(
@@ -367,7 +390,9 @@ def _categorical(
             )
             hess = None
         else:
-            loss, grad, hess = _chunked(pred, soft, labels, wa, scales, options, order, grad_out)
+            loss, grad, hess = _chunked(
+                pred, soft, labels, wa, scales, options, order, grad_out, xp, chunk_elements
+            )
         value = loss if reduction == "none" else xp.sum(loss)
         return finish(
             _derivatives.Derivatives(value, grad, hess), xp, out_dtype, axis=axis, out=out
