@@ -161,3 +161,27 @@ def test_autograd_on_the_device_matches_the_analytic_gradient():
         y, z.detach(), from_logits=True, gamma=2.0
     )
     _assert_close(z.grad, analytic, 1e-12, "gradient")
+
+
+def test_calibration_takes_device_tensors_and_gives_the_numpy_answers():
+    from crossent import calibration as cal
+
+    g = _generator(5)
+    logits = torch.randn(3000, 6, generator=g, device=DEVICE, dtype=torch.float64) * 2
+    y = torch.randint(0, 6, (3000,), generator=g, device=DEVICE)
+    probs = torch.softmax(logits, dim=1)
+    host = {"y": y.cpu().numpy(), "logits": logits.cpu().numpy(), "probs": probs.cpu().numpy()}
+    for fn in (cal.expected_calibration_error, cal.brier_score, cal.negative_log_likelihood):
+        assert fn(y, probs) == pytest.approx(fn(host["y"], host["probs"]), rel=1e-12)
+    fitted = cal.TemperatureScaling().fit(logits, y)
+    assert fitted.temperature_ == pytest.approx(
+        cal.TemperatureScaling().fit(host["logits"], host["y"]).temperature_, rel=1e-9
+    )
+    on_device, on_host = (
+        cal.LossAccumulator(from_logits=True),
+        cal.LossAccumulator(from_logits=True),
+    )
+    for rows in (slice(0, 1000), slice(1000, 3000)):
+        on_device.update(y[rows], logits[rows])
+        on_host.update(host["y"][rows], host["logits"][rows])
+    assert on_device.nll == pytest.approx(on_host.nll, rel=1e-12)

@@ -510,7 +510,8 @@ def test_kernels_are_not_compiled_at_import():
     import sys
 
     code = "import sys, crossent; print('numba' in sys.modules)"
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(crossent.__file__)))
+    src = os.path.dirname(os.path.dirname(crossent.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
