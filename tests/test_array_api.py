@@ -68,37 +68,51 @@ def test_special_functions_on_torch():
     assert_allclose(ce.log_sigmoid(torch.tensor([-1e4])).numpy(), [-1e4], rtol=1e-15)
 
 
-@pytest.mark.parametrize("lib", ["torch", "array_api_strict"])
-def test_large_inputs_run_in_blocks_of_rows_with_the_same_results(monkeypatch, lib):
-    from crossent import kernels
-    from crossent.losses import categorical
+def _block_cases(rng):
+    """(loss, module, per-block function, y, z, options): 50 rows of 7 columns, each family."""
+    from crossent.losses import binary, categorical
 
-    rng = np.random.default_rng(3)
-    z = rng.normal(scale=3.0, size=(50, 7))
     y = rng.integers(0, 7, 50)
     y[::6] = -100
-    kwargs = {"from_logits": True, "class_weight": rng.random(7) + 0.1, "z_loss": 0.01,
-              "label_smoothing": 0.1, "sample_weight": rng.random(50)}  # fmt: skip
-    args = (_convert(y, lib), _convert(z, lib))
-    lib_kwargs = {
-        k: _convert(v, lib) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()
-    }
+    soft = (rng.random((50, 7)) > 0.5).astype(float)
+    return [
+        (ce.categorical_cross_entropy, categorical, "_rows", y, rng.normal(scale=3.0, size=(50, 7)),
+         {"class_weight": rng.random(7) + 0.1, "z_loss": 0.01, "label_smoothing": 0.1,
+          "sample_weight": rng.random(50)}),
+        (ce.binary_cross_entropy, binary, "_term", soft, rng.normal(scale=3.0, size=(50, 7)),
+         {"pos_weight": rng.random(7) + 0.5, "label_smoothing": 0.1,
+          "sample_weight": rng.random(50)}),
+        (ce.binary_focal_loss, binary, "_term", soft, rng.normal(scale=3.0, size=(50, 7)),
+         {"gamma": 1.5, "alpha": 0.25, "mask": rng.random(50) > 0.2}),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", range(3), ids=["categorical", "binary", "binary-focal"])
+@pytest.mark.parametrize("lib", ["numpy", "torch", "array_api_strict"])
+def test_large_inputs_run_in_blocks_of_rows_with_the_same_results(monkeypatch, lib, case):
+    from crossent import kernels
+
+    loss, module, per_block, y, z, kwargs = _block_cases(np.random.default_rng(3))[case]
+    convert = np.asarray if lib == "numpy" else lambda a: _convert(a, lib)
+    args = (convert(y), convert(z))
+    kwargs = {k: convert(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
 
     def results():
         for reduction in ("mean", "none"):
-            yield from ce.value_grad_hess(ce.categorical_cross_entropy)(
-                *args, **lib_kwargs, reduction=reduction
+            yield from ce.value_grad_hess(loss)(
+                *args, from_logits=True, backend="portable", reduction=reduction, **kwargs
             )
 
     whole = list(results())
     blocks = []
-    rows = categorical._rows
-    monkeypatch.setattr(categorical, "_rows", lambda *a: blocks.append(a) or rows(*a))
-    monkeypatch.setattr(kernels, "ARRAY_API_CHUNK_ELEMENTS", 7 * 8)  # 8 rows per block
+    compute = getattr(module, per_block)
+    monkeypatch.setattr(module, per_block, lambda *a: blocks.append(a) or compute(*a))
+    for name in ("CHUNK_ELEMENTS", "ARRAY_API_CHUNK_ELEMENTS"):
+        monkeypatch.setattr(kernels, name, 7 * 8)  # 8 rows per block
     for got, want in zip(results(), whole, strict=True):
         assert_allclose(_to_numpy(got), _to_numpy(want), rtol=1e-13, atol=1e-16)
     assert len(blocks) == 2 * 7  # two reductions, 7 blocks each
     if lib == "torch":  # autograd flows through the blocks
         leaf = args[1].clone().requires_grad_()
-        ce.categorical_cross_entropy(args[0], leaf, **lib_kwargs).backward()
+        loss(args[0], leaf, from_logits=True, **kwargs).backward()
         assert_allclose(leaf.grad.numpy(), _to_numpy(whole[1]), rtol=1e-12, atol=1e-16)

@@ -3,9 +3,9 @@
 Three ways compute the same numbers (float64 within 1e-12 relative, float32 within 1e-5):
 
 * ``"portable"``: the array-API math of :mod:`crossent.losses`, for every array library. For
-  categorical inputs larger than :data:`CHUNK_ELEMENTS` (NumPy) or
-  :data:`ARRAY_API_CHUNK_ELEMENTS` (other libraries whose arrays can be written into, such as
-  PyTorch on a GPU) it runs over blocks of rows, so no temporary is larger than one block;
+  inputs larger than :data:`CHUNK_ELEMENTS` (NumPy) or :data:`ARRAY_API_CHUNK_ELEMENTS`
+  (other libraries whose arrays can be written into, such as PyTorch on a GPU) it runs over
+  blocks of rows, so no temporary is larger than one block (:mod:`crossent.losses._blocks`);
 * ``"fused"``: one multi-threaded Numba kernel per loss family that reads the logits once,
   checks them (finite values, label range) on the way, and writes loss and gradient in the
   same pass (:mod:`crossent.kernels._numba`);
@@ -38,8 +38,9 @@ BACKENDS = ("auto", "fused", "portable")
 FUSED_MIN_ELEMENTS = 16384
 PARALLEL_MIN_ELEMENTS = 1 << 17
 # The portable path runs over blocks of rows of this many elements: cache-sized for NumPy,
-# large enough for other libraries (a GPU) that each operation still fills the device.
-CHUNK_ELEMENTS = 1 << 20
+# large enough for other libraries (a GPU) that each operation still fills the device
+# (crossent.losses._blocks).
+CHUNK_ELEMENTS = 1 << 18
 ARRAY_API_CHUNK_ELEMENTS = 1 << 24
 # Work split of the kernels; each block reports one status code, so the caller sizes the
 # status array from the same numbers.

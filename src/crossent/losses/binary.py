@@ -34,6 +34,7 @@ from typing import Any
 
 from .. import _array, _derivatives, _validation, kernels
 from ..special import sigmoid_parts
+from ._blocks import block_elements, in_blocks
 from ._reduction import Term, example_weights, finish, reduce, reduction_scale
 
 
@@ -73,7 +74,7 @@ def _binary(
     if fused:  # the kernel checks the targets' range as it reads them
         _validation.numeric(y, xp, "y_true")
     else:
-        y = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), z.dtype)
+        y = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), z.dtype, copy=False)
     _validation.same_shape(y, z, "y_true", "y_pred")
     _validation.reduction(reduction)
     eps_smooth = _validation.in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
@@ -96,8 +97,12 @@ def _binary(
         if not bool(xp.all(w_pos >= 0)):
             raise ValueError("pos_weight must be non-negative")
     weights = example_weights(sample_weight, mask, tuple(z.shape), xp, z)
-    if fused:
+    if not from_logits:
+        _validation.probabilities(z, xp, "y_pred")
+    elements = None if fused else block_elements(z, xp)
+    if fused or elements:
         scale = reduction_scale(weights, None, reduction, tuple(z.shape), xp, z)
+    if fused:
         options = {
             "label_smoothing": eps_smooth,
             "gamma": gamma,
@@ -108,10 +113,31 @@ def _binary(
         value, grad = kernels.fused_binary(z, y_pred, y, w_pos, scale, options, order, out)
         return finish(_derivatives.Derivatives(value, grad, None), xp, out_dtype, out=out)
 
+    if elements:
+        shape = tuple(z.shape)
+        flat = xp.reshape(z, (-1, shape[-1] if z.ndim > 1 else 1))  # pos_weight: last axis
+        loss, grad, hess = in_blocks(
+            lambda zb, yb: [_term(zb, yb, w_pos, from_logits, gamma, alpha, order, xp)],
+            flat, [xp.reshape(y, flat.shape)],
+            [scale if isinstance(scale, float) else xp.reshape(scale, flat.shape)],
+            tuple(flat.shape), order, xp, out, elements,
+        )  # fmt: skip
+        value = xp.reshape(loss, shape) if reduction == "none" else xp.sum(loss)
+        grad, hess = (None if d is None else xp.reshape(d, shape) for d in (grad, hess))
+        return finish(_derivatives.Derivatives(value, grad, hess), xp, out_dtype, out=out)
+    term = _term(z, y, w_pos, from_logits, gamma, alpha, order, xp)
+    return finish(reduce([term], weights, reduction, xp), xp, out_dtype, out=out)
+
+
+def _term(
+    z: Any, y: Any, w_pos: Any, from_logits: bool, gamma: float, alpha: float | None,
+    order: int, xp: Any,
+) -> Term:  # fmt: skip
+    """The unweighted per-element loss and its derivatives up to ``order`` (formulas in the
+    module docstring), for validated logits or probabilities ``z`` and targets ``y``."""
     if from_logits:
         log_p, log_q, p, q = sigmoid_parts(z)
     else:
-        _validation.probabilities(z, xp, "y_pred")
         eps = _array.finfo_eps(xp, z.dtype)
         p = xp.clip(z, eps, 1 - eps)
         q = 1 - p
@@ -121,7 +147,7 @@ def _binary(
     a = -(wy * log_p + not_y * log_q)
     # Derivatives of A: with respect to z for logits, to p for probabilities.
     da = (not_y * p - wy * q if from_logits else not_y / q - wy / p) if order >= 1 else None
-    d2a = (wy + not_y) * p * q if order >= 2 else None  # hessians need logits (checked above)
+    d2a = (wy + not_y) * p * q if order >= 2 else None  # hessians need logits (the caller checks)
 
     loss, grad, hess = a, da, d2a
     if gamma > 0:
@@ -142,8 +168,7 @@ def _binary(
         alpha_t = alpha * y + (1 - alpha) * not_y
         loss, grad, hess = (None if v is None else alpha_t * v for v in (loss, grad, hess))
 
-    term = Term(loss, grad, hess)
-    return finish(reduce([term], weights, reduction, xp), xp, out_dtype, out=out)
+    return Term(loss, grad, hess)
 
 
 @_derivatives.differentiable(max_order=2)

@@ -29,11 +29,11 @@ which for cross-entropy is the familiar :math:`W p_j - g_j` and :math:`W p_j (1 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .. import _array, _derivatives, _validation, kernels
 from ..special import _tempered, log_softmax_and_logsumexp
+from ._blocks import block_elements, in_blocks
 from ._reduction import Term, example_weights, finish, reduce, reduction_scale
 
 
@@ -234,72 +234,27 @@ def _rows(
     return terms
 
 
-def _chunk_elements(pred: Any, xp: Any) -> int | None:
-    """Elements per block of rows for the portable path, or None for one block.
-
-    NumPy works in cache-sized blocks; other libraries in blocks large enough to fill a device
-    with each operation. Libraries whose arrays cannot be written into (JAX) take one block.
-    """
-    limit = kernels.CHUNK_ELEMENTS if _array.is_numpy(xp) else kernels.ARRAY_API_CHUNK_ELEMENTS
-    if math.prod(pred.shape) <= limit or not _array.array_api_compat.is_writeable_array(pred):
-        return None
-    return limit
-
-
-def _combine(parts: list, factors: list) -> Any:
-    """:math:`\\sum_k c_k\\, \\mathrm{part}_k` over the parts present; a row's factor spans
-    its classes."""
-    total = None
-    for c, part in zip(factors, parts, strict=True):
-        if part is not None:
-            c = c if isinstance(c, float) or c.ndim == part.ndim else c[:, None]
-            total = c * part if total is None else total + c * part
-    return total
-
-
-def _chunked(
+def _in_blocks(
     pred: Any, soft: Any, labels: Any, wa: list, scales: list, options: dict, order: int,
-    out: Any, xp: Any, chunk_elements: int,
+    out: Any, xp: Any, elements: int,
 ) -> tuple[Any, Any, Any]:  # fmt: skip
-    """The portable math over blocks of rows: no temporary larger than one block.
-
-    ``scales`` are the rows' reduction factors of each term (see
-    :func:`~crossent.losses._reduction.reduction_scale`); returns per-row weighted losses,
-    gradient and hessian (class axis last), written block by block into new arrays (the
-    gradient into ``out`` when given).
-    """
+    """:func:`_rows` over blocks of rows (:mod:`crossent.losses._blocks`); class axis last."""
     n_classes = pred.shape[-1]
-    rows_shape = tuple(pred.shape[:-1])
+    rows = tuple(pred.shape[:-1])
     flat = xp.reshape(pred, (-1, n_classes))
-    soft = None if soft is None else xp.reshape(soft, (-1, n_classes))
-    labels = None if labels is None else xp.reshape(labels, (-1,))
-    scales = [c if isinstance(c, float) else xp.reshape(c, (-1,)) for c in scales]
-    device = _array.array_api_compat.device(pred)
-    loss = xp.empty((flat.shape[0],), dtype=pred.dtype, device=device)
-    grad = hess = None
-    if order >= 1:
-        into = out is not None and out.flags.c_contiguous
-        grad = xp.reshape(out, flat.shape) if into else xp.empty_like(flat)
-    if order >= 2:
-        hess = xp.empty_like(flat)
-    for sl in kernels.row_chunks(flat.shape[0], n_classes, chunk_elements):
-        terms = _rows(
-            flat[sl, :],
-            None if soft is None else soft[sl, :],
-            None if labels is None else labels[sl],
-            wa,
-            xp,
-            options,
-            order,
-        )
-        factors = [c if isinstance(c, float) else c[sl] for c in scales]
-        for target, kind in ((loss, "loss"), (grad, "grad"), (hess, "hess")):
-            if target is not None:
-                target[sl, ...] = _combine([getattr(t, kind) for t in terms], factors)
+    loss, grad, hess = in_blocks(
+        lambda z, q, y: _rows(z, q, y, wa, xp, options, order),
+        flat,
+        [None if soft is None else xp.reshape(soft, flat.shape),
+         None if labels is None else xp.reshape(labels, (-1,))],
+        [c if isinstance(c, float) else xp.reshape(c, (-1,)) for c in scales],
+        (flat.shape[0],), order, xp, out, elements,
+    )  # fmt: skip
+    shape = tuple(pred.shape)
     return (
-        xp.reshape(loss, rows_shape),
-        None if grad is None else xp.reshape(grad, pred.shape),
-        None if hess is None else xp.reshape(hess, pred.shape),
+        xp.reshape(loss, rows),
+        None if grad is None else xp.reshape(grad, shape),
+        None if hess is None else xp.reshape(hess, shape),
     )
 
 
@@ -378,8 +333,8 @@ def _categorical(
         "gamma": gamma,
         "ignore_index": ignore_index,
     }
-    chunk_elements = None if fused else _chunk_elements(pred, xp)
-    if fused or chunk_elements:
+    elements = None if fused else block_elements(pred, xp)
+    if fused or elements:
         scales = [reduction_scale(weights, normaliser, reduction, loss_shape, xp, pred)]
         if z_loss:
             scales.append(reduction_scale(weights, z_normaliser, reduction, loss_shape, xp, pred))
@@ -390,8 +345,8 @@ def _categorical(
             )
             hess = None
         else:
-            loss, grad, hess = _chunked(
-                pred, soft, labels, wa, scales, options, order, grad_out, xp, chunk_elements
+            loss, grad, hess = _in_blocks(
+                pred, soft, labels, wa, scales, options, order, grad_out, xp, elements
             )
         value = loss if reduction == "none" else xp.sum(loss)
         return finish(
