@@ -78,10 +78,10 @@ def log_softmax_and_logsumexp(x: Any, *, axis: int = -1) -> tuple[Any, Any]:
     m = _safe_max(x, xp, axis)
     shifted = x - m
     e = xp.exp(shifted)
-    at_max = shifted == 0
-    n_max = xp.sum(xp.astype(at_max, x.dtype), axis=axis, keepdims=True)
-    zero = xp.zeros_like(m)  # broadcast along the axis: no temporary of x's size
-    rest = xp.sum(xp.where(at_max, zero, e), axis=axis, keepdims=True) + (n_max - 1)
+    at_max = xp.astype(shifted == 0, x.dtype)  # 1 where e = exp(0) = 1 exactly (IEEE 754)
+    n_max = xp.sum(at_max, axis=axis, keepdims=True)
+    # e - at_max removes the maxima exactly (1 - 1 = 0) and is cheaper than a select
+    rest = xp.sum(e - at_max, axis=axis, keepdims=True) + (n_max - 1)
     # A slice of all -inf has logsumexp -inf (log 0) and log-softmax NaN, as in SciPy.
     with np.errstate(divide="ignore", invalid="ignore"):
         log_sum = xp.log1p(rest)
