@@ -1,4 +1,4 @@
-"""Fast paths for NumPy inputs: fused Numba kernels and a chunked NumPy fallback.
+"""Fast paths: fused Numba kernels for NumPy inputs, and the portable path's block sizes.
 
 Three ways compute the same numbers (float64 within 1e-12 relative, float32 within 1e-5):
 

@@ -8,7 +8,7 @@ block, so each term comes with its per-row factors :math:`c_i` from
 :math:`\\sum_k c_{k,i}\\, \\mathrm{term}_k`.
 
 Blocks hold :data:`crossent.kernels.CHUNK_ELEMENTS` elements for NumPy (sized for the CPU
-caches: 2**18 was 13-25% faster than 2**20 on the benchmark machine) and
+caches: 2**18 was 11-28% faster than 2**20 on the benchmark machine) and
 :data:`crossent.kernels.ARRAY_API_CHUNK_ELEMENTS` for other libraries (large enough that each
 operation still fills a GPU). Libraries whose arrays cannot be written into (JAX) compute in
 one block.

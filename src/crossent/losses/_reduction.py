@@ -77,8 +77,8 @@ def reduction_scale(
 ) -> Any:
     """Per-example factors :math:`c_i` of a term: its reduced value is :math:`\\sum_i c_i
     \\ell_i` (or :math:`c_i \\ell_i` for ``"none"``) and its gradient :math:`c_i` times each
-    example's own. For the paths that compute a loss in blocks (the fused kernels, the chunked
-    portable path), which cannot see the whole batch's normaliser.
+    example's own. For the paths that compute a loss in blocks (the fused kernels, the portable
+    path's blocks of rows), which cannot see the whole batch's normaliser.
 
     Obtained from :func:`reduce` itself (the derivative of the reduced value with respect to
     unit losses), so the semantics are the core's. Without weights every example weighs 1 and
