@@ -90,7 +90,7 @@ def _block_cases(rng):
 @pytest.mark.parametrize("case", range(3), ids=["categorical", "binary", "binary-focal"])
 @pytest.mark.parametrize("lib", ["numpy", "torch", "array_api_strict"])
 def test_large_inputs_run_in_blocks_of_rows_with_the_same_results(monkeypatch, lib, case):
-    from crossent import kernels
+    from crossent.losses import _blocks
 
     loss, module, per_block, y, z, kwargs = _block_cases(np.random.default_rng(3))[case]
     convert = np.asarray if lib == "numpy" else lambda a: _convert(a, lib)
@@ -107,8 +107,8 @@ def test_large_inputs_run_in_blocks_of_rows_with_the_same_results(monkeypatch, l
     blocks = []
     compute = getattr(module, per_block)
     monkeypatch.setattr(module, per_block, lambda *a: blocks.append(a) or compute(*a))
-    for name in ("CHUNK_ELEMENTS", "ARRAY_API_CHUNK_ELEMENTS"):
-        monkeypatch.setattr(kernels, name, 7 * 8)  # 8 rows per block
+    for name in ("NUMPY_ELEMENTS", "ARRAY_API_ELEMENTS"):
+        monkeypatch.setattr(_blocks, name, 7 * 8)  # 8 rows per block
     for got, want in zip(results(), whole, strict=True):
         assert_allclose(_to_numpy(got), _to_numpy(want), rtol=1e-13, atol=1e-16)
     assert len(blocks) == 2 * 7  # two reductions, 7 blocks each

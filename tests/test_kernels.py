@@ -12,6 +12,7 @@ import pytest
 
 import crossent
 from crossent import kernels
+from crossent.losses import _blocks
 from crossent.testing import finite_difference_gradient
 
 pytest.importorskip("numba")
@@ -413,7 +414,7 @@ def test_chunked_portable_path_equals_whole_array(monkeypatch):
     hess_whole = crossent.value_grad_hess(crossent.categorical_cross_entropy)(
         y, z, backend="portable", **kwargs
     )
-    monkeypatch.setattr(kernels, "CHUNK_ELEMENTS", 7 * 8)  # 8 rows per chunk, 7 chunks
+    monkeypatch.setattr(_blocks, "NUMPY_ELEMENTS", 7 * 8)  # 8 rows per block, 7 blocks
     chunked = [cce(y, z, backend="portable", reduction=r, **kwargs) for r in ("mean", "none")]
     for (vw, gw), (vc, gc) in zip(whole, chunked, strict=True):
         assert_same(vc, vw, np.float64)

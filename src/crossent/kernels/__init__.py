@@ -1,11 +1,11 @@
-"""Fast paths: fused Numba kernels for NumPy inputs, and the portable path's block sizes.
+"""Fast paths for NumPy inputs: fused Numba kernels, and the choice between them and the
+portable path.
 
 Three ways compute the same numbers (float64 within 1e-12 relative, float32 within 1e-5):
 
-* ``"portable"``: the array-API math of :mod:`crossent.losses`, for every array library. For
-  inputs larger than :data:`CHUNK_ELEMENTS` (NumPy) or :data:`ARRAY_API_CHUNK_ELEMENTS`
-  (other libraries whose arrays can be written into, such as PyTorch on a GPU) it runs over
-  blocks of rows, so no temporary is larger than one block (:mod:`crossent.losses._blocks`);
+* ``"portable"``: the array-API math of :mod:`crossent.losses`, for every array library;
+  large inputs run over blocks of rows, so no temporary is larger than one block
+  (:mod:`crossent.losses._blocks`);
 * ``"fused"``: one multi-threaded Numba kernel per loss family that reads the logits once,
   checks them (finite values, label range) on the way, and writes loss and gradient in the
   same pass (:mod:`crossent.kernels._numba`);
@@ -37,11 +37,6 @@ import numpy as np
 BACKENDS = ("auto", "fused", "portable")
 FUSED_MIN_ELEMENTS = 16384
 PARALLEL_MIN_ELEMENTS = 1 << 17
-# The portable path runs over blocks of rows of this many elements: cache-sized for NumPy,
-# large enough for other libraries (a GPU) that each operation still fills the device
-# (crossent.losses._blocks).
-CHUNK_ELEMENTS = 1 << 18
-ARRAY_API_CHUNK_ELEMENTS = 1 << 24
 # Work split of the kernels; each block reports one status code, so the caller sizes the
 # status array from the same numbers.
 ROW_BLOCK_ELEMENTS = 8192  # categorical: rows of about this many logits per block
@@ -146,12 +141,6 @@ def gradient_buffer(out: Any, like: np.ndarray, name: str = "out") -> np.ndarray
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only; the gradient cannot be written into it")
     return out
-
-
-def row_chunks(n_rows: int, row_size: int, chunk_elements: int) -> list[slice]:
-    """Slices of at most ``chunk_elements`` elements (at least one row) covering the rows."""
-    step = max(1, chunk_elements // max(row_size, 1))
-    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
 
 
 def clipped_labels(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -7,11 +7,10 @@ block, so each term comes with its per-row factors :math:`c_i` from
 :func:`~crossent.losses._reduction.reduction_scale`: the block's contribution is
 :math:`\\sum_k c_{k,i}\\, \\mathrm{term}_k`.
 
-Blocks hold :data:`crossent.kernels.CHUNK_ELEMENTS` elements for NumPy (sized for the CPU
-caches: 2**18 was 11-28% faster than 2**20 on the benchmark machine) and
-:data:`crossent.kernels.ARRAY_API_CHUNK_ELEMENTS` for other libraries (large enough that each
-operation still fills a GPU). Libraries whose arrays cannot be written into (JAX) compute in
-one block.
+Blocks hold :data:`NUMPY_ELEMENTS` elements for NumPy (sized for the CPU caches: 2**18 was
+11-28% faster than 2**20 on the benchmark machine) and :data:`ARRAY_API_ELEMENTS` for other
+libraries (large enough that each operation still fills a GPU). Libraries whose arrays cannot
+be written into (JAX) compute in one block.
 """
 
 from __future__ import annotations
@@ -20,13 +19,16 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .. import _array, kernels
+from .. import _array
 from ._reduction import Term
+
+NUMPY_ELEMENTS = 1 << 18
+ARRAY_API_ELEMENTS = 1 << 24
 
 
 def block_elements(pred: Any, xp: Any) -> int | None:
     """Elements per block for ``pred``, or None when it is computed in one block."""
-    limit = kernels.CHUNK_ELEMENTS if _array.is_numpy(xp) else kernels.ARRAY_API_CHUNK_ELEMENTS
+    limit = NUMPY_ELEMENTS if _array.is_numpy(xp) else ARRAY_API_ELEMENTS
     if math.prod(pred.shape) <= limit or not _array.array_api_compat.is_writeable_array(pred):
         return None
     return limit
@@ -64,7 +66,10 @@ def in_blocks(
         grad = xp.reshape(out, pred.shape) if into else xp.empty_like(pred)
     if order >= 2:
         hess = xp.empty_like(pred)
-    for sl in kernels.row_chunks(pred.shape[0], pred.shape[1], elements):
+    rows, row_size = pred.shape
+    step = max(1, elements // max(row_size, 1))  # at least one row per block
+    for start in range(0, rows, step):
+        sl = slice(start, min(start + step, rows))
         terms = compute(pred[sl, ...], *(None if a is None else a[sl, ...] for a in inputs))
         factors = [c if isinstance(c, float) else c[sl, ...] for c in scales]
         for target, kind in ((loss, "loss"), (grad, "grad"), (hess, "hess")):
