@@ -30,13 +30,15 @@ def _to_numpy(a):
     "lib", ["torch", pytest.param("torch-cuda", marks=CUDA), "array_api_strict"]
 )
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_same_values_and_gradients_as_numpy(case: Case, lib):
+def test_same_values_and_derivatives_as_numpy(case: Case, lib):
+    """Values and gradients, and hessians where they exist (logits)."""
     args = case.args()
     kwargs = {
         k: (_convert(v, lib) if isinstance(v, np.ndarray) else v) for k, v in case.kwargs.items()
     }
-    ours = ce.value_and_grad(case.fn)(*(_convert(a, lib) for a in args), **kwargs)
-    ref = ce.value_and_grad(case.fn)(*args, **case.kwargs)
+    derivatives = ce.value_grad_hess if case.logits else ce.value_and_grad
+    ours = derivatives(case.fn)(*(_convert(a, lib) for a in args), **kwargs)
+    ref = derivatives(case.fn)(*args, **case.kwargs)
     for got, want in zip(ours, ref, strict=True):
         assert type(got).__module__.split(".")[0] == lib.split("-")[0]
         if lib == "torch-cuda":

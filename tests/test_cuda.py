@@ -9,6 +9,7 @@ and bad input raising the same errors as on the CPU.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import crossent as ce
@@ -185,3 +186,38 @@ def test_calibration_takes_device_tensors_and_gives_the_numpy_answers():
         on_device.update(y[rows], logits[rows])
         on_host.update(host["y"][rows], host["logits"][rows])
     assert on_device.nll == pytest.approx(on_host.nll, rel=1e-12)
+
+
+@pytest.mark.parametrize("blocks", [False, True], ids=["one-block", "blocks"])
+def test_hessians_on_the_device_equal_numpy(monkeypatch, blocks):
+    from crossent.losses import _blocks
+
+    if blocks:
+        monkeypatch.setattr(_blocks, "ARRAY_API_ELEMENTS", 64 * 40)  # 64 rows per block
+    g = _generator(6)
+    z = torch.randn(1000, 40, generator=g, device=DEVICE, dtype=torch.float64) * 3
+    labels = torch.randint(0, 40, (1000,), generator=g, device=DEVICE)
+    targets = (torch.rand(1000, 40, generator=g, device=DEVICE) > 0.7).double()
+    cases = [
+        (ce.categorical_cross_entropy, labels, {"z_loss": 1e-3, "label_smoothing": 0.1}),
+        (ce.categorical_focal_loss, labels, {"gamma": 2.0}),
+        (ce.binary_focal_loss, targets, {"gamma": 1.5, "alpha": 0.25}),
+    ]
+    for loss, y, options in cases:
+        on_device = ce.value_grad_hess(loss)(y, z, from_logits=True, **options)
+        on_host = ce.value_grad_hess(loss)(y.cpu().numpy(), z.cpu().numpy(), from_logits=True,
+                                           backend="portable", **options)  # fmt: skip
+        for got, want in zip(on_device, on_host, strict=True):
+            _assert_close(got, torch.from_numpy(want).to(DEVICE), 1e-12, loss.__name__)
+
+
+def test_special_functions_and_penalties_stay_on_the_device():
+    g = _generator(7)
+    x = torch.randn(300, 20, generator=g, device=DEVICE, dtype=torch.float64) * 50
+    host = x.cpu().numpy()
+    for fn in (ce.logsumexp, ce.log_softmax, ce.softmax, ce.log_sigmoid, ce.sigmoid, ce.softplus):
+        _assert_close(fn(x), torch.from_numpy(fn(host)).to(DEVICE), 1e-14, fn.__name__)
+    for fn in (ce.l1_penalty, ce.l2_penalty, ce.elastic_net_penalty):
+        on_device = ce.value_grad_hess(fn)(x, alpha=0.3)
+        for got, want in zip(on_device, ce.value_grad_hess(fn)(host, alpha=0.3), strict=True):
+            _assert_close(got, torch.from_numpy(np.asarray(want)).to(DEVICE), 1e-14, fn.__name__)

@@ -110,7 +110,8 @@ def _hessian_diagonal(d2v2: Any, s1: Any, lp: _LogProbs, xp: Any) -> Any:
     """
     p, v = lp.p, lp.v
     n_classes = p.shape[-1]
-    top = xp.argmax(lp.log_p, axis=-1, keepdims=True) == xp.arange(n_classes)
+    classes = xp.arange(n_classes, device=_array.array_api_compat.device(p))
+    top = xp.argmax(lp.log_p, axis=-1, keepdims=True) == classes
     zeros = xp.zeros_like(p)
     v_off_top = xp.where(top, xp.ones_like(v), v)
     curvature = xp.where(top, zeros, d2v2 / v_off_top**2)  # phi'' of the other classes
