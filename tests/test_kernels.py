@@ -349,9 +349,12 @@ def test_fused_checks_float64_targets_before_rounding_to_float32():
         bce(y, logits((20000,), np.float32), from_logits=True, backend="fused")
 
 
-@pytest.mark.parametrize("backend", ["portable", "fused"])
-def test_out_receives_gradient_and_may_be_the_logits(backend):
+@pytest.mark.parametrize("backend", ["portable", "portable-blocks", "fused"])
+def test_out_receives_gradient_and_may_be_the_logits(backend, monkeypatch):
     # The few-classes and wide row paths for labels, and the soft-target path.
+    if backend == "portable-blocks":  # blocks of 64 elements, each written into out
+        monkeypatch.setattr(_blocks, "NUMPY_ELEMENTS", 64)
+        backend = "portable"
     for shape, soft in (((33, 9), False), ((20, 100), False), ((20, 100), True)):
         z = logits(shape, np.float32)
         y = RNG.integers(0, shape[1], shape[0])
