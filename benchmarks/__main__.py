@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.quick and family == "binary":
             module.run(rec, shape=(100_000,))
         elif args.quick and family == "cuda":
-            module.run(rec, shapes=[(4096, 10), (512, 1000)], binary_shape=(100_000,))
+            module.run(rec, shapes=[(4096, 10), (512, 1000)], binary_shape=(100_000,),
+                       linear_shapes=[(256, 64, 2048)])  # fmt: skip
         elif args.quick and family == "linear":
             module.run(rec, shape=(256, 64, 2048))
         elif family == "linear":

@@ -1,7 +1,8 @@
 """The portable path on PyTorch CUDA tensors beside PyTorch's own CUDA losses.
 
 Softmax cross-entropy (integer labels) and binary cross-entropy from logits, float32, mean
-reduction, forward and forward + gradient. Providers: PyTorch (``cross_entropy`` /
+reduction, forward and forward + gradient; and the linear cross-entropy (forward + gradients)
+against PyTorch's materialised logits. Providers: PyTorch (``cross_entropy`` /
 ``binary_cross_entropy_with_logits`` and ``backward``) and crossent's portable path
 (``value_and_grad`` on the same tensors; it validates its input on the device, and each check
 that decides whether to raise waits for the device, which the timings include). Every timed
@@ -23,9 +24,13 @@ from .harness import GPU, Recorder, timings, torch_provider
 
 SHAPES = [(65536, 10), (8192, 1000), (4096, 32000), (8192, 128256)]
 BINARY_SHAPE = (10_000_000,)
+LINEAR_SHAPES = [(4096, 1024, 32768), (8192, 4096, 128256)]  # tokens, hidden size, vocabulary
 
 
-def run(rec: Recorder, shapes=SHAPES, binary_shape=BINARY_SHAPE, dtype=np.float32) -> None:
+def run(
+    rec: Recorder, shapes=SHAPES, binary_shape=BINARY_SHAPE, linear_shapes=LINEAR_SHAPES,
+    dtype=np.float32,
+) -> None:  # fmt: skip
     try:
         import torch
     except ImportError:
@@ -54,6 +59,37 @@ def run(rec: Recorder, shapes=SHAPES, binary_shape=BINARY_SHAPE, dtype=np.float3
         finally:
             z = None
             torch.cuda.empty_cache()
+    for shape in linear_shapes:
+        _linear(rec, shape, tdtype, dtype, gen)
+        torch.cuda.empty_cache()
+
+
+def _linear(rec: Recorder, shape: tuple, tdtype, dtype, gen) -> None:
+    """linear_cross_entropy against PyTorch's materialised ``cross_entropy(h @ W.T)`` with
+    autograd; the bound is the three matrix products alone."""
+    import torch
+
+    n, d, v = shape
+    h = torch.randn(n, d, generator=gen, device="cuda", dtype=tdtype) / d**0.5
+    w = torch.randn(v, d, generator=gen, device="cuda", dtype=tdtype)
+    t = torch.randint(0, v, (n,), generator=gen, device="cuda")
+    vg = crossent.value_and_grad(crossent.linear_cross_entropy)
+
+    def materialised() -> object:
+        hh, ww = h.detach().requires_grad_(), w.detach().requires_grad_()
+        loss = torch.nn.functional.cross_entropy(hh @ ww.T, t)
+        loss.backward()
+        return loss, hh.grad, ww.grad
+
+    def products() -> object:
+        z = h @ w.T
+        return z @ w, z.T @ h
+
+    bound = timings(_synced(products), rec.repeats)[0]
+    for provider, fn in (("pytorch materialised", materialised),
+                         ("crossent linear_cross_entropy", lambda: vg(h, w, t))):  # fmt: skip
+        rec.measure("linear" + GPU, shape, dtype, provider, "fwd+grad", _synced(fn), bound,
+                    memory=_device_peak_mib)  # fmt: skip
 
 
 def _measure(rec: Recorder, name: str, shape: tuple, dtype, ours, theirs, y, z) -> None:

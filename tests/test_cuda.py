@@ -221,3 +221,23 @@ def test_special_functions_and_penalties_stay_on_the_device():
         on_device = ce.value_grad_hess(fn)(x, alpha=0.3)
         for got, want in zip(on_device, ce.value_grad_hess(fn)(host, alpha=0.3), strict=True):
             _assert_close(got, torch.from_numpy(np.asarray(want)).to(DEVICE), 1e-14, fn.__name__)
+
+
+def test_linear_cross_entropy_on_the_device_matches_the_materialised_logits():
+    g = _generator(8)
+    h = torch.randn(1024, 256, generator=g, device=DEVICE) / 16
+    w = torch.randn(32000, 256, generator=g, device=DEVICE)
+    b = torch.randn(32000, generator=g, device=DEVICE)
+    t = torch.randint(0, 32000, (1024,), generator=g, device=DEVICE)
+    t[::9] = -100
+    value, (d_h, d_w, d_b) = ce.value_and_grad(ce.linear_cross_entropy)(
+        h, w, t, bias=b, softcap=30.0, chunk_size=300
+    )
+    hh, ww, bb = (x.detach().double().requires_grad_() for x in (h, w, b))
+    ref = F.cross_entropy(30.0 * torch.tanh((hh @ ww.T + bb) / 30.0), t)
+    ref.backward()
+    assert value.dtype == d_w.dtype == torch.float32
+    _assert_close(value, ref.detach(), 1e-5, "value")
+    for got, want, name in ((d_h, hh.grad, "d_hidden"), (d_w, ww.grad, "d_weight"),
+                            (d_b, bb.grad, "d_bias")):  # fmt: skip
+        _assert_close(got, want, 1e-4, name)

@@ -158,3 +158,37 @@ def test_bad_input_is_rejected(kwargs, error, match):
     with pytest.raises(error, match=match):
         crossent.linear_cross_entropy(args.pop("hidden"), args.pop("weight"), args.pop("targets"),
                                       **args)  # fmt: skip
+
+
+@pytest.mark.parametrize("lib", ["torch", "array_api_strict"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_other_array_libraries_give_numpy_results_in_their_own_arrays(name, lib):
+    xps = pytest.importorskip("array_api_strict")
+    convert = torch.asarray if lib == "torch" else xps.asarray
+    options = dict(CASES[name])
+    n, d, v = 23, 5, 17
+    h, w = RNG.normal(size=(n, d)), RNG.normal(size=(v, d))
+    b = RNG.normal(size=v) if options.pop("bias", False) else None
+    t = RNG.integers(0, v, n)
+    t[[3, 11]] = -100
+    want = lce(h, w, t, bias=b, chunk_size=4, **options)
+    got = lce(convert(h), convert(w), convert(t), bias=None if b is None else convert(b),
+              chunk_size=4, **options)  # fmt: skip
+    flat = lambda r: [r[0], *r[1]]  # noqa: E731
+    for g, e in zip(flat(got), flat(want), strict=True):
+        if e is None:
+            assert g is None
+            continue
+        assert type(g).__module__.split(".")[0] == lib
+        np.testing.assert_allclose(np.asarray(g), e, rtol=1e-12, atol=1e-15)
+
+
+def test_torch_autograd_through_the_blocks_equals_the_analytic_gradients():
+    h = torch.tensor(RNG.normal(size=(30, 6)), requires_grad=True)
+    w = torch.tensor(RNG.normal(size=(40, 6)), requires_grad=True)
+    t = torch.tensor(RNG.integers(0, 40, 30))
+    options = {"softcap": 2.5, "z_loss": 1e-3, "label_smoothing": 0.1, "chunk_size": 7}
+    crossent.linear_cross_entropy(h, w, t, **options).backward()
+    _, (d_h, d_w, _) = lce(h.detach(), w.detach(), t, **options)
+    np.testing.assert_allclose(h.grad.numpy(), d_h.numpy(), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(w.grad.numpy(), d_w.numpy(), rtol=1e-10, atol=1e-15)

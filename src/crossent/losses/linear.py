@@ -13,6 +13,8 @@ loss and every gradient need only one block of rows of :math:`Z` at a time:
 with :math:`G = \partial \ell / \partial Z` the cross-entropy gradient of the block (computed
 by :func:`crossent.categorical_cross_entropy`, through the fused kernel when available, written
 over the block's logits). So the extra memory is one block of logits, chosen from the shapes.
+NumPy's products go through SciPy's BLAS into preallocated arrays; other libraries (PyTorch
+on a GPU, say) use their own ``matmul``.
 """
 
 from __future__ import annotations
@@ -22,19 +24,36 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
-from .. import _derivatives, _validation
+from .. import _array, _derivatives, _validation
 from .categorical import categorical_cross_entropy
 
 _BLOCK_ELEMENTS = 1 << 24  # 64 MiB of float32 logits per block by default
 
 
-def _matrix(x: Any, name: str, ndim: int) -> np.ndarray:
+def _matrix(x: Any, xp: Any, name: str, ndim: int) -> Any:
     """A finite, non-empty float array with ``ndim`` dimensions (checks of
     :func:`crossent._validation.predictions`)."""
-    x = _validation.predictions(x, np, name)
+    x = _validation.predictions(x, xp, name)
     if x.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {x.shape}")
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(x.shape)}")
     return x
+
+
+def _product(out: Any, a: Any, b: Any, xp: Any, accumulate: bool = False) -> Any:
+    """``a @ b`` written into ``out`` (added to it with ``accumulate``), returned: through
+    SciPy's BLAS with no temporary for NumPy (``out`` may be None only elsewhere), through
+    the library's ``matmul`` otherwise (a new array when ``out`` is None)."""
+    if _array.is_numpy(xp):
+        _matmul_into(out, a, b, beta=1.0 if accumulate else 0.0)
+        return out
+    product = xp.matmul(a, b)
+    if out is None:
+        return product
+    if accumulate:
+        out += product  # in place where the library allows it (JAX rebinds)
+        return out
+    out[...] = product
+    return out
 
 
 def _matmul_into(out: np.ndarray, a: np.ndarray, b: np.ndarray, beta: float = 0.0) -> None:
@@ -92,14 +111,18 @@ def linear_cross_entropy(
     ``weight`` and ``bias`` (``d_bias`` is ``None`` without a bias).
 
     Args:
-        hidden: (N, D) inputs of the last layer (NumPy, float32 or float64).
+        hidden: (N, D) inputs of the last layer, float32 or float64: NumPy arrays, or those
+            of another library whose arrays can be written into (PyTorch, for one), computed
+            with that library and returned as its arrays (JAX's immutable arrays are not).
         weight: (V, D) weights of the layer (the output embedding).
         targets: (N,) integer class indices in [0, V), or ``ignore_index``.
         bias: optional (V,) bias.
         softcap: :math:`c > 0`: logits are soft-capped to :math:`(-c, c)` before the loss
             (Gemma 2's final-logit soft-capping), ``None`` for none.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per row; gradients of the sum).
-        chunk_size: rows per block; by default as many as fit 2**24 logits (64 MiB in float32).
+        chunk_size: rows per block; by default as many as fit 2**24 logits (64 MiB in
+            float32). On a GPU larger blocks run faster and take more memory (at 8192 x 4096
+            x 128256 on an H100: 130 rows 1.0 s and 4.3 GiB, 2092 rows 0.61 s and 6.0 GiB).
         ignore_index, label_smoothing, z_loss: as in
             :func:`crossent.categorical_cross_entropy`.
 
@@ -122,29 +145,33 @@ def linear_cross_entropy(
     Training" (fused linear cross-entropy), 2024; Gemma Team, "Gemma 2", 2024 (soft-capping).
     """
     order = _derivatives.order()
-    hidden = _matrix(hidden, "hidden", 2)
-    weight = _matrix(weight, "weight", 2)
-    targets = np.asarray(targets)
-    dtype = np.result_type(hidden.dtype, weight.dtype)
-    hidden = np.ascontiguousarray(hidden, dtype=dtype)
-    weight = np.ascontiguousarray(weight, dtype=dtype)
+    xp = _array.namespace(hidden, weight)
+    numpy = _array.is_numpy(xp)
+    hidden = _matrix(hidden, xp, "hidden", 2)
+    weight = _matrix(weight, xp, "weight", 2)
+    targets = _array.asarray(targets, xp, hidden)
+    dtype = xp.result_type(hidden.dtype, weight.dtype)
+    hidden, weight = (
+        np.ascontiguousarray(a, dtype=dtype) if numpy else xp.astype(a, dtype, copy=False)
+        for a in (hidden, weight)
+    )
     n_rows, dim = hidden.shape
     n_classes = weight.shape[0]
     if weight.shape[1] != dim:
         raise ValueError(
-            f"weight has shape {weight.shape} but hidden has {dim} features; weight must be "
-            f"(n_classes, {dim})"
+            f"weight has shape {tuple(weight.shape)} but hidden has {dim} features; weight "
+            f"must be (n_classes, {dim})"
         )
-    if targets.shape != (n_rows,):
+    if tuple(targets.shape) != (n_rows,):
         raise ValueError(f"targets must have shape ({n_rows},), one class per row of hidden")
     if bias is not None:
-        bias = np.ascontiguousarray(_matrix(bias, "bias", 1), dtype=dtype)
-        if bias.shape != (n_classes,):
-            raise ValueError(f"bias must have shape ({n_classes},), got {bias.shape}")
+        bias = xp.astype(_matrix(bias, xp, "bias", 1), dtype, copy=False)
+        if tuple(bias.shape) != (n_classes,):
+            raise ValueError(f"bias must have shape ({n_classes},), got {tuple(bias.shape)}")
     if softcap is not None:
         softcap = _validation.in_range(softcap, "softcap", 0.0, low_open=True)
     _validation.reduction(reduction)
-    _validation.class_indices(targets, np, n_classes, ignore_index, "targets")
+    _validation.class_indices(targets, xp, n_classes, ignore_index, "targets")
     if chunk_size is None:
         chunk_size = max(1, min(n_rows, _BLOCK_ELEMENTS // n_classes))
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
@@ -157,9 +184,12 @@ def linear_cross_entropy(
     # kernel writes the final gradient directly.
     row_weight = 1.0
     if reduction == "mean":
-        n_valid = n_rows if ignore_index is None else int(np.count_nonzero(targets != ignore_index))
+        n_valid = n_rows
+        if ignore_index is not None:
+            n_valid = int(xp.sum(xp.astype(targets != ignore_index, xp.int64)))
         row_weight = 1.0 / n_valid if n_valid else 0.0
-    row_weights = np.full(chunk_size, row_weight, dtype=dtype)
+    device = _array.array_api_compat.device(hidden)
+    row_weights = xp.full((chunk_size,), row_weight, dtype=dtype, device=device)
     block_reduction = "none" if reduction == "none" else "sum"
     options = {
         "from_logits": True,
@@ -169,50 +199,56 @@ def linear_cross_entropy(
         "reduction": block_reduction,
     }
 
-    logits = np.empty((chunk_size, n_classes), dtype=dtype)
-    capped = np.empty_like(logits) if softcap is not None and order else None
-    per_row = np.empty(n_rows, dtype=dtype) if reduction == "none" else None
-    total = dtype.type(0.0)
-    d_hidden = np.empty_like(hidden) if order else None
-    d_weight = np.zeros_like(weight) if order else None
-    d_bias = np.zeros(n_classes, dtype=dtype) if order and bias is not None else None
+    # NumPy: one logits buffer, products by BLAS into it, the gradient written over it.
+    logits = np.empty((chunk_size, n_classes), dtype=dtype) if numpy else None
+    per_row = xp.empty((n_rows,), dtype=dtype, device=device) if reduction == "none" else None
+    total = 0.0
+    d_hidden = xp.empty_like(hidden) if order else None
+    d_weight = xp.zeros_like(weight) if order else None
+    d_bias = (
+        xp.zeros((n_classes,), dtype=dtype, device=device) if order and bias is not None else None
+    )
     loss_and_grad = _derivatives.value_and_grad(categorical_cross_entropy)
 
     for start in range(0, n_rows, chunk_size):
         stop = min(start + chunk_size, n_rows)
-        h = hidden[start:stop]
-        z = logits[: stop - start]
-        _matmul_into(z, h, weight.T)
+        h = hidden[start:stop, :]
+        z = _product(None if logits is None else logits[: stop - start], h, weight.T, xp)
         if bias is not None:
             z += bias
-        if softcap is not None:
+        capped = None
+        if softcap is not None and numpy:  # in place: one more block, for the derivative
             z /= softcap
             np.tanh(z, out=z)
-            if capped is not None:
-                capped[: stop - start] = z
+            capped = z.copy() if order else None
             z *= softcap
+        elif softcap is not None:  # out of place, so that autograd can follow
+            capped = xp.tanh(z / softcap)
+            z = capped * softcap
         weights = row_weights[: stop - start]
         if order:
-            value, _ = loss_and_grad(
-                targets[start:stop], z, sample_weight=weights, out=z, **options
-            )
-            if capped is not None:  # d tanh(u) / du = 1 - tanh(u)^2
-                t = capped[: stop - start]
-                np.multiply(t, t, out=t)
-                np.subtract(1, t, out=t)
-                z *= t
-            _matmul_into(d_hidden[start:stop], z, weight)
-            _matmul_into(d_weight, z.T, h, beta=1.0)
+            value, g = loss_and_grad(
+                targets[start:stop], z, sample_weight=weights, out=z if numpy else None,
+                **options,
+            )  # fmt: skip
+            if capped is not None and numpy:  # d tanh(u) / du = 1 - tanh(u)^2, in place
+                np.multiply(capped, capped, out=capped)
+                np.subtract(1, capped, out=capped)
+                g *= capped
+            elif capped is not None:
+                g = g * (1 - capped * capped)
+            _product(d_hidden[start:stop, :], g, weight, xp)
+            d_weight = _product(d_weight, g.T, h, xp, accumulate=True)
             if d_bias is not None:
-                d_bias += z.sum(axis=0)
+                d_bias += xp.sum(g, axis=0)
         else:
             value = categorical_cross_entropy(targets[start:stop], z, sample_weight=weights,
                                               **options)  # fmt: skip
         if per_row is not None:
             per_row[start:stop] = value
         else:
-            total += value
+            total = total + value
 
-    result = per_row if per_row is not None else np.asarray(total, dtype=dtype)
+    result = per_row if per_row is not None else xp.astype(_array.asarray(total, xp, hidden), dtype)
     grad = (d_hidden, d_weight, d_bias) if order else None
     return _derivatives.output(_derivatives.Derivatives(result, grad))
