@@ -40,9 +40,11 @@ def _matrix(x: Any, xp: Any, name: str, ndim: int) -> Any:
 
 
 def _product(out: Any, a: Any, b: Any, xp: Any, accumulate: bool = False) -> Any:
-    """``a @ b`` written into ``out`` (added to it with ``accumulate``), returned: through
-    SciPy's BLAS with no temporary for NumPy (``out`` may be None only elsewhere), through
-    the library's ``matmul`` otherwise (a new array when ``out`` is None)."""
+    """``a @ b`` written into ``out`` (added to it with ``accumulate``), and returned.
+
+    NumPy: through SciPy's BLAS, with no temporary (``out`` is required). Other libraries:
+    through their ``matmul``; a new array when ``out`` is None, and the weight gradient's
+    accumulation takes a temporary of its size, since the Array API has no ``beta``."""
     if _array.is_numpy(xp):
         _matmul_into(out, a, b, beta=1.0 if accumulate else 0.0)
         return out
