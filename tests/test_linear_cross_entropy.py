@@ -192,3 +192,12 @@ def test_torch_autograd_through_the_blocks_equals_the_analytic_gradients():
     _, (d_h, d_w, _) = lce(h.detach(), w.detach(), t, **options)
     np.testing.assert_allclose(h.grad.numpy(), d_h.numpy(), rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(w.grad.numpy(), d_w.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_arrays_that_cannot_be_written_into_are_refused(monkeypatch):
+    from crossent import _array
+
+    monkeypatch.setattr(_array.array_api_compat, "is_writeable_array", lambda x: False)
+    h, w = torch.ones(4, 3), torch.ones(5, 3)
+    with pytest.raises(TypeError, match="hidden is a Tensor, whose arrays cannot be written"):
+        crossent.linear_cross_entropy(h, w, torch.zeros(4, dtype=torch.int64))

@@ -151,6 +151,12 @@ def linear_cross_entropy(
     numpy = _array.is_numpy(xp)
     hidden = _matrix(hidden, xp, "hidden", 2)
     weight = _matrix(weight, xp, "weight", 2)
+    if not _array.array_api_compat.is_writeable_array(hidden):
+        raise TypeError(
+            f"hidden is a {type(hidden).__name__}, whose arrays cannot be written into; "
+            f"linear_cross_entropy fills its results block by block: pass NumPy arrays or "
+            f"PyTorch tensors"
+        )
     targets = _array.asarray(targets, xp, hidden)
     dtype = xp.result_type(hidden.dtype, weight.dtype)
     hidden, weight = (
