@@ -47,32 +47,48 @@ def _combine(parts: list, factors: list) -> Any:
 
 def in_blocks(
     compute: Callable[..., list[Term]], pred: Any, inputs: list, scales: list,
-    loss_shape: tuple, order: int, xp: Any, out: Any, elements: int,
+    per_element: bool, order: int, xp: Any, out: Any, elements: int,
 ) -> tuple[Any, Any, Any]:  # fmt: skip
-    """Per-row weighted losses, gradient and hessian of ``compute`` over blocks of rows.
+    """Weighted losses, gradient and hessian of ``compute`` over blocks of rows.
 
-    ``pred`` is 2-D (rows, row size); ``inputs`` are arrays whose first axis is its rows (or
-    None), sliced with it and passed to ``compute(pred_block, *input_blocks)``, which returns
-    the terms of the block. ``scales`` are each term's factors: a float, or an array of the
-    rows (or of ``loss_shape``). ``loss_shape`` is (rows,) for a loss per row, or ``pred``'s
-    shape for one per element. The gradient goes into ``out`` (a NumPy array of ``pred``'s
-    size) when given and C-contiguous.
+    The rows are those of ``pred``'s last axis (single elements of a 1-D ``pred`` whose loss
+    is ``per_element``). ``inputs`` (arrays or None) and the array ``scales`` (each term's
+    factors, else a float) have ``pred``'s shape or the per-row shape ``pred.shape[:-1]``;
+    their blocks go to ``compute(pred_block, *input_blocks)``, which returns the block's
+    terms. Returns the loss per row (``pred.shape[:-1]``) or per element (``pred.shape``),
+    and gradient and hessian of ``pred``'s shape; the gradient in ``out`` (a NumPy array)
+    when it is given and C-contiguous.
     """
+    shape = tuple(pred.shape)
+    row_size = shape[-1] if pred.ndim > 1 or not per_element else 1
+    flat = xp.reshape(pred, (-1, row_size))
+    rows = flat.shape[0]
+
+    def by_rows(a: Any) -> Any:
+        if a is None or isinstance(a, float):
+            return a
+        return xp.reshape(a, (rows, -1) if a.ndim == pred.ndim else (rows,))
+
+    inputs = [by_rows(a) for a in inputs]
+    scales = [by_rows(c) for c in scales]
     device = _array.array_api_compat.device(pred)
-    loss = xp.empty(loss_shape, dtype=pred.dtype, device=device)
+    loss = xp.empty(flat.shape if per_element else (rows,), dtype=pred.dtype, device=device)
     grad = hess = None
     if order >= 1:
         into = out is not None and out.flags.c_contiguous
-        grad = xp.reshape(out, pred.shape) if into else xp.empty_like(pred)
+        grad = xp.reshape(out, flat.shape) if into else xp.empty_like(flat)
     if order >= 2:
-        hess = xp.empty_like(pred)
-    rows, row_size = pred.shape
-    step = max(1, elements // max(row_size, 1))  # at least one row per block
+        hess = xp.empty_like(flat)
+    step = max(1, elements // row_size)  # at least one row per block
     for start in range(0, rows, step):
         sl = slice(start, min(start + step, rows))
-        terms = compute(pred[sl, ...], *(None if a is None else a[sl, ...] for a in inputs))
+        terms = compute(flat[sl, ...], *(None if a is None else a[sl, ...] for a in inputs))
         factors = [c if isinstance(c, float) else c[sl, ...] for c in scales]
         for target, kind in ((loss, "loss"), (grad, "grad"), (hess, "hess")):
             if target is not None:
                 target[sl, ...] = _combine([getattr(t, kind) for t in terms], factors)
-    return loss, grad, hess
+    return (
+        xp.reshape(loss, shape if per_element else shape[:-1]),
+        None if grad is None else xp.reshape(grad, shape),
+        None if hess is None else xp.reshape(hess, shape),
+    )

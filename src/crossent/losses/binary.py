@@ -113,17 +113,12 @@ def _binary(
         value, grad = kernels.fused_binary(z, y_pred, y, w_pos, scale, options, order, out)
         return finish(_derivatives.Derivatives(value, grad, None), xp, out_dtype, out=out)
 
-    if elements:
-        shape = tuple(z.shape)
-        flat = xp.reshape(z, (-1, shape[-1] if z.ndim > 1 else 1))  # pos_weight: last axis
+    if elements:  # rows of the last axis, whose labels pos_weight follows
         loss, grad, hess = in_blocks(
             lambda zb, yb: [_term(zb, yb, w_pos, from_logits, gamma, alpha, order, xp)],
-            flat, [xp.reshape(y, flat.shape)],
-            [scale if isinstance(scale, float) else xp.reshape(scale, flat.shape)],
-            tuple(flat.shape), order, xp, out, elements,
+            z, [y], [scale], True, order, xp, out, elements,
         )  # fmt: skip
-        value = xp.reshape(loss, shape) if reduction == "none" else xp.sum(loss)
-        grad, hess = (None if d is None else xp.reshape(d, shape) for d in (grad, hess))
+        value = loss if reduction == "none" else xp.sum(loss)
         return finish(_derivatives.Derivatives(value, grad, hess), xp, out_dtype, out=out)
     term = _term(z, y, w_pos, from_logits, gamma, alpha, order, xp)
     return finish(reduce([term], weights, reduction, xp), xp, out_dtype, out=out)

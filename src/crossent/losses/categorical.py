@@ -235,30 +235,6 @@ def _rows(
     return terms
 
 
-def _in_blocks(
-    pred: Any, soft: Any, labels: Any, wa: list, scales: list, options: dict, order: int,
-    out: Any, xp: Any, elements: int,
-) -> tuple[Any, Any, Any]:  # fmt: skip
-    """:func:`_rows` over blocks of rows (:mod:`crossent.losses._blocks`); class axis last."""
-    n_classes = pred.shape[-1]
-    rows = tuple(pred.shape[:-1])
-    flat = xp.reshape(pred, (-1, n_classes))
-    loss, grad, hess = in_blocks(
-        lambda z, q, y: _rows(z, q, y, wa, xp, options, order),
-        flat,
-        [None if soft is None else xp.reshape(soft, flat.shape),
-         None if labels is None else xp.reshape(labels, (-1,))],
-        [c if isinstance(c, float) else xp.reshape(c, (-1,)) for c in scales],
-        (flat.shape[0],), order, xp, out, elements,
-    )  # fmt: skip
-    shape = tuple(pred.shape)
-    return (
-        xp.reshape(loss, rows),
-        None if grad is None else xp.reshape(grad, shape),
-        None if hess is None else xp.reshape(hess, shape),
-    )
-
-
 def _categorical(
     y_true: Any,
     y_pred: Any,
@@ -346,9 +322,10 @@ def _categorical(
             )
             hess = None
         else:
-            loss, grad, hess = _in_blocks(
-                pred, soft, labels, wa, scales, options, order, grad_out, xp, elements
-            )
+            loss, grad, hess = in_blocks(
+                lambda z, q, y: _rows(z, q, y, wa, xp, options, order),
+                pred, [soft, labels], scales, False, order, xp, grad_out, elements,
+            )  # fmt: skip
         value = loss if reduction == "none" else xp.sum(loss)
         return finish(
             _derivatives.Derivatives(value, grad, hess), xp, out_dtype, axis=axis, out=out
