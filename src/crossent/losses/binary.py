@@ -146,18 +146,20 @@ def _term(
 
     loss, grad, hess = a, da, d2a
     if gamma > 0:
-        log_u = xp.logaddexp(_log(y, xp) + log_q, _log(1 - y, xp) + log_p)
+        log_u = xp.logaddexp(_log(y, xp) + log_q, _log(not_y, xp) + log_p)
         f = xp.exp(_times(gamma, log_u, xp))
         loss = f * a
         if order >= 1:
             sign = 1 - 2 * y
             log_pq = log_p + log_q if from_logits else 0.0  # log of du/dz / (1 - 2y)
-            df = gamma * sign * xp.exp(_times(gamma - 1, log_u, xp) + log_pq)
+            u1_du = xp.exp(_times(gamma - 1, log_u, xp) + log_pq)  # u^(gamma-1) du/dz / sign
+            df = gamma * sign * u1_du
             grad = df * a + f * da
         if order >= 2:
-            d2f = gamma * (gamma - 1) * sign**2 * xp.exp(
-                _times(gamma - 2, log_u, xp) + 2 * log_pq
-            ) + gamma * sign * (1 - 2 * p) * xp.exp(_times(gamma - 1, log_u, xp) + log_pq)
+            d2f = (
+                gamma * (gamma - 1) * sign**2 * xp.exp(_times(gamma - 2, log_u, xp) + 2 * log_pq)
+                + gamma * sign * (1 - 2 * p) * u1_du
+            )
             hess = d2f * a + 2 * df * da + f * d2a
     if alpha is not None:
         alpha_t = alpha * y + (1 - alpha) * not_y
