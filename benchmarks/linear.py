@@ -19,6 +19,20 @@ from .harness import Recorder, timings
 SHAPE = (4096, 1024, 32768)  # tokens, hidden size, vocabulary
 
 
+def torch_linear(h, w, t, options=None) -> tuple:
+    """PyTorch's loss and gradients for tensors ``h``, ``w``, ``t``: the materialised
+    ``cross_entropy(h @ w.T)`` (``options=None``), else its chunked ``linear_cross_entropy``."""
+    import torch
+
+    hh, ww = h.detach().requires_grad_(), w.detach().requires_grad_()
+    if options is None:
+        loss = torch.nn.functional.cross_entropy(hh @ ww.T, t)
+    else:
+        loss = torch.nn.functional.linear_cross_entropy(hh, ww, t, options=options)
+    loss.backward()
+    return loss, hh.grad, ww.grad
+
+
 def run(rec: Recorder, shape=SHAPE, dtype=np.float32, repeats: int | None = None) -> None:
     n, d, v = shape
     rng = np.random.default_rng(2)
@@ -46,19 +60,9 @@ def run(rec: Recorder, shape=SHAPE, dtype=np.float32, repeats: int | None = None
         from torch.nn.modules.linear_cross_entropy_options import LinearCrossEntropyOptions
 
         th, tw, tt = torch.from_numpy(h), torch.from_numpy(w), torch.from_numpy(t)
-
-        def torch_run(options):
-            hh, ww = th.detach().requires_grad_(), tw.detach().requires_grad_()
-            if options is None:
-                loss = torch.nn.functional.cross_entropy(hh @ ww.T, tt)
-            else:
-                loss = torch.nn.functional.linear_cross_entropy(hh, ww, tt, options=options)
-            loss.backward()
-            return loss, hh.grad, ww.grad
-
-        providers["pytorch materialised"] = lambda: torch_run(None)
-        providers["pytorch chunked (1024)"] = lambda: torch_run(
-            LinearCrossEntropyOptions(batch_chunk_size=1024)
+        providers["pytorch materialised"] = lambda: torch_linear(th, tw, tt)
+        providers["pytorch chunked (1024)"] = lambda: torch_linear(
+            th, tw, tt, LinearCrossEntropyOptions(batch_chunk_size=1024)
         )
     except ImportError:
         pass
