@@ -52,9 +52,9 @@ def _product(out: Any, a: Any, b: Any, xp: Any, accumulate: bool = False) -> Any
     if out is None:
         return product
     if accumulate:
-        out += product  # in place where the library allows it (JAX rebinds)
-        return out
-    out[...] = product
+        out += product
+    else:
+        out[...] = product
     return out
 
 
@@ -246,7 +246,7 @@ def linear_cross_entropy(
             elif capped is not None:
                 g = g * (1 - capped * capped)
             _product(d_hidden[start:stop, :], g, weight, xp)
-            d_weight = _product(d_weight, g.T, h, xp, accumulate=True)
+            _product(d_weight, g.T, h, xp, accumulate=True)
             if d_bias is not None:
                 d_bias += xp.sum(g, axis=0)
         else:
