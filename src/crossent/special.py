@@ -42,13 +42,15 @@ def _safe_max(x: Any, xp: Any, axis: int) -> Any:
 
 
 def _tempered(x: Any, temperature: float, xp: Any, axis: int = -1) -> tuple[Any, Any]:
-    """``x / T`` up to a shift along ``axis`` that (log-)softmax ignores: ``(x - m) / T``, and
-    the shift ``m / T`` (``m`` the max). Dividing first would round large float32 logits
-    before their differences are taken (at 1e4, to about 1e-3)."""
-    if temperature == 1.0:
-        return x, 0.0
+    """``x / T`` up to a shift along ``axis`` that (log-)softmax ignores: ``(x - m) / T``, whose
+    maximum is 0, and the shift ``m / T`` (``m`` the max, 0 where infinite). Dividing first
+    would round large float32 logits before their differences are taken (at 1e4, to about
+    1e-3)."""
     m = _safe_max(x, xp, axis)
-    return (x - m) / temperature, m / temperature
+    shifted = x - m
+    if temperature == 1.0:
+        return shifted, m
+    return shifted / temperature, m / temperature
 
 
 def log_softmax(x: Any, *, axis: int = -1) -> Any:
@@ -74,18 +76,23 @@ def log_softmax_and_logsumexp(x: Any, *, axis: int = -1) -> tuple[Any, Any]:
     (:math:`-10^{-13}`, not a rounding error of :math:`10^{-16}` on 1).
     """
     xp = _array.namespace(x)
-    x = _array.asarray(x, xp)
-    m = _safe_max(x, xp, axis)
-    shifted = x - m
+    shifted, m = _tempered(_array.asarray(x, xp), 1.0, xp, axis)
+    log_p, log_sum = _log_softmax_of_shifted(shifted, xp, axis)
+    return log_p, m + log_sum
+
+
+def _log_softmax_of_shifted(shifted: Any, xp: Any, axis: int = -1) -> tuple[Any, Any]:
+    """``log_softmax`` and ``log(sum(exp))`` along ``axis`` of ``shifted``, already shifted
+    by its maximum (:func:`_tempered`; see :func:`log_softmax_and_logsumexp`)."""
     e = xp.exp(shifted)
-    at_max = xp.astype(shifted == 0, x.dtype)  # 1 where e = exp(0) = 1 exactly (IEEE 754)
+    at_max = xp.astype(shifted == 0, shifted.dtype)  # 1 where e = exp(0) = 1 exactly (IEEE 754)
     n_max = xp.sum(at_max, axis=axis, keepdims=True)
     # e - at_max removes the maxima exactly (1 - 1 = 0) and is cheaper than a select
     rest = xp.sum(e - at_max, axis=axis, keepdims=True) + (n_max - 1)
     # A slice of all -inf has logsumexp -inf (log 0) and log-softmax NaN, as in SciPy.
     with np.errstate(divide="ignore", invalid="ignore"):
         log_sum = xp.log1p(rest)
-        return shifted - log_sum, m + log_sum
+        return shifted - log_sum, log_sum
 
 
 def softmax(x: Any, *, axis: int = -1) -> Any:

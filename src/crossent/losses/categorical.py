@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _array, _derivatives, _validation, kernels
-from ..special import _tempered, log_softmax_and_logsumexp
+from ..special import _log_softmax_of_shifted, _tempered
 from ._blocks import block_elements, in_blocks
 from ._reduction import Term, example_weights, finish, reduce, reduction_scale
 
@@ -59,9 +59,9 @@ class _LogProbs:
             self.p = self.clipped
             self.v = 1 - self.p
             return
-        z, shift = _tempered(z, temperature, xp)
-        self.log_p, lse = log_softmax_and_logsumexp(z, axis=-1)
-        self.lse = lse + shift
+        shifted, shift = _tempered(z, temperature, xp)
+        self.log_p, log_sum = _log_softmax_of_shifted(shifted, xp)
+        self.lse = shift + log_sum
         self.p = xp.exp(self.log_p)
         self.v = -xp.expm1(self.log_p)
 
