@@ -47,8 +47,6 @@ def main(argv: list[str] | None = None) -> None:
                        linear_shapes=[(256, 64, 2048)])  # fmt: skip
         elif args.quick and family == "linear":
             module.run(rec, shape=(256, 64, 2048))
-        elif family == "linear":
-            module.run(rec, repeats=3 if args.repeats <= 7 else None)
         else:
             module.run(rec)
     if not args.no_save and not args.quick:

@@ -20,7 +20,7 @@ import numpy as np
 
 import crossent
 
-from .harness import GPU, Recorder, timings, torch_provider
+from .harness import GPU, Recorder, torch_provider
 from .linear import torch_linear
 
 SHAPES = [(65536, 10), (8192, 1000), (4096, 32000), (8192, 128256)]
@@ -80,11 +80,10 @@ def _linear(rec: Recorder, shape: tuple, tdtype, dtype, gen) -> None:
         z = h @ w.T
         return z @ w, z.T @ h
 
-    bound = timings(_synced(products), rec.repeats)[0]
-    for provider, fn in (("pytorch materialised", lambda: torch_linear(h, w, t)),
-                         ("crossent linear_cross_entropy", lambda: vg(h, w, t))):  # fmt: skip
-        rec.measure("linear" + GPU, shape, dtype, provider, "fwd+grad", _synced(fn), bound,
-                    memory=_device_peak_mib)  # fmt: skip
+    providers = {"pytorch materialised": _synced(lambda: torch_linear(h, w, t)),
+                 "crossent linear_cross_entropy": _synced(lambda: vg(h, w, t))}  # fmt: skip
+    rec.measure("linear" + GPU, shape, dtype, "fwd+grad", providers, _synced(products),
+                memory=_device_peak_mib)  # fmt: skip
 
 
 def _measure(rec: Recorder, name: str, shape: tuple, dtype, ours, theirs, y, z) -> None:
@@ -100,13 +99,9 @@ def _measure(rec: Recorder, name: str, shape: tuple, dtype, ours, theirs, y, z) 
     }  # fmt: skip
     dst = torch.empty_like(z)
     for mode, grad in (("forward", False), ("fwd+grad", True)):
-        bound_fn = (lambda: dst.copy_(z)) if grad else (lambda: z.sum())
-        bound = timings(_synced(bound_fn), rec.repeats)[0]
-        for provider, fn in table.items():
-            rec.measure(
-                name, shape, dtype, provider, mode, _synced(lambda f=fn, g=grad: f(g)), bound,
-                memory=_device_peak_mib,
-            )  # fmt: skip
+        bound = (lambda: dst.copy_(z)) if grad else (lambda: z.sum())
+        providers = {p: _synced(lambda f=fn, g=grad: f(g)) for p, fn in table.items()}
+        rec.measure(name, shape, dtype, mode, providers, _synced(bound), memory=_device_peak_mib)
 
 
 def _synced(fn: Callable[[], object]) -> Callable[[], object]:

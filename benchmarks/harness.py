@@ -1,8 +1,14 @@
 """The shared benchmark harness: timing, memory, the bandwidth bound, the CSV and the plot.
 
-* Timings: ``repeats`` (>= 7) calls after ``warmup`` calls; median, 20th and 80th percentile.
+* Timings: ``repeats`` (>= 7) calls of each provider after one warm-up call each; median,
+  20th and 80th percentile. The providers of a case and its bound are called in turn, one
+  call each per round, and round ``r`` starts with the ``r``-th of them: a slow or fast
+  stretch of a shared machine then falls on all of them alike, and each follows every other
+  equally often. On one 2-core machine, the same three block products of the linear benchmark
+  took 4.3 to 7.9 s within minutes: measured one provider after another, enough to turn a
+  ratio around.
 * The bound: the median time of ``np.copyto`` between two arrays of the logits' size, taken
-  in the same run (what a kernel that reads the logits and writes a gradient cannot beat;
+  in the same rounds (what a kernel that reads the logits and writes a gradient cannot beat;
   for a forward pass, reading alone: ``np.sum``). Each provider's ratio is median / bound.
   Its destination's pages are touched beforehand; a provider returning a new gradient also
   pays for new pages, so forward + gradient tables carry ``np.copy`` of the logits into a new
@@ -94,16 +100,25 @@ def machine() -> dict:
     }
 
 
-def timings(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> tuple[float, ...]:
-    """(median, p20, p80) in milliseconds of ``repeats`` calls after ``warmup`` calls."""
+def timings(
+    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1
+) -> dict[str, tuple[float, float, float]]:
+    """(median, p20, p80) in milliseconds of each of ``fns``, called in turn ``repeats``
+    times after ``warmup`` calls each; round ``r`` starts with function ``r mod len(fns)``."""
+    names = list(fns)
     for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return tuple(float(np.percentile(times, q)) for q in (50, 20, 80))
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {
+        name: tuple(float(np.percentile(t, q)) for q in (50, 20, 80)) for name, t in times.items()
+    }
 
 
 def _resident() -> tuple[int, int] | None:
@@ -152,14 +167,14 @@ def peak_extra_mib(fn: Callable[[], object]) -> float:
     return peak / 2**20
 
 
-def copy_bound(src: np.ndarray, write: bool, repeats: int = 7) -> float:
-    """The in-run bandwidth bound in ms: copy (read + write) or sum (read) of an array of the
+def copy_bound(src: np.ndarray, write: bool) -> Callable[[], object]:
+    """The in-run bandwidth bound: a copy (read + write) or a sum (read) of an array of the
     logits' shape and dtype."""
     if write:
         dst = np.empty_like(src)
         dst.fill(0)  # touch the pages once: the bound is a steady-state copy
-        return timings(lambda: np.copyto(dst, src), repeats)[0]
-    return timings(lambda: src.sum(), repeats)[0]
+        return lambda: np.copyto(dst, src)
+    return src.sum
 
 
 class Recorder:
@@ -176,28 +191,32 @@ class Recorder:
         print(f"# OPENBLAS_CORETYPE={c['openblas_coretype']}  {c['versions']}")
 
     def measure(
-        self, benchmark: str, shape: tuple, dtype: type, provider: str, mode: str,
-        fn: Callable[[], object], bound: float,
+        self, benchmark: str, shape: tuple, dtype: type, mode: str,
+        providers: dict[str, Callable[[], object]], bound: Callable[[], object],
         memory: Callable[[Callable[[], object]], float] = peak_extra_mib,
-    ) -> Row:  # fmt: skip
-        """Time ``fn`` and measure its peak extra memory in MiB with ``memory`` (the host
-        process's by default)."""
-        median, p20, p80 = timings(fn, self.repeats)
-        peak = memory(fn)
-        row = Row(
-            **self.common, benchmark=benchmark, shape="x".join(map(str, shape)),
-            dtype=np.dtype(dtype).name, provider=provider, mode=mode, median_ms=median,
-            p20_ms=p20, p80_ms=p80, bound_ms=bound, ratio=median / bound if bound else float("nan"),
-            peak_extra_mib=peak,
-        )  # fmt: skip
-        self.rows.append(row)
-        print(
-            f"{benchmark:12s} {row.shape:>14s} {row.dtype:8s} {provider:26s} {mode:9s} "
-            f"{median:9.2f} ms [{p20:8.2f}, {p80:8.2f}]  x{row.ratio:6.2f} of bound "
-            f"{bound:7.2f} ms  peak +{peak:7.1f} MiB",
-            flush=True,
-        )
-        return row
+    ) -> None:  # fmt: skip
+        """Time the ``providers`` and the ``bound`` in the same rounds (:func:`timings`), then
+        measure each provider's peak extra memory in MiB with ``memory`` (the host process's
+        by default)."""
+        bound_name = "\0bound"  # not a provider's name
+        timed = timings(providers | {bound_name: bound}, self.repeats)
+        bound_ms = timed[bound_name][0]
+        for provider, fn in providers.items():
+            median, p20, p80 = timed[provider]
+            peak = memory(fn)
+            row = Row(
+                **self.common, benchmark=benchmark, shape="x".join(map(str, shape)),
+                dtype=np.dtype(dtype).name, provider=provider, mode=mode, median_ms=median,
+                p20_ms=p20, p80_ms=p80, bound_ms=bound_ms, ratio=median / bound_ms,
+                peak_extra_mib=peak,
+            )  # fmt: skip
+            self.rows.append(row)
+            print(
+                f"{benchmark:12s} {row.shape:>14s} {row.dtype:8s} {provider:26s} {mode:9s} "
+                f"{median:9.2f} ms [{p20:8.2f}, {p80:8.2f}]  x{row.ratio:6.2f} of bound "
+                f"{bound_ms:7.2f} ms  peak +{peak:7.1f} MiB",
+                flush=True,
+            )
 
     def save(self, path: Path = RESULTS) -> None:
         new = not path.exists()
@@ -270,11 +289,12 @@ def measure_providers(
     src = np.ones(shape, dtype=dtype)
     fresh = {FRESH_COPY: lambda grad: np.copy(src)}
     for mode, grad in (("forward", False), ("fwd+grad", True)):
-        bound = copy_bound(src, write=grad)
-        for name, fn in (table | fresh if grad else table).items():
-            if name.endswith("(out=)") and not grad:
-                continue
-            rec.measure(benchmark, shape, dtype, name, mode, lambda f=fn, g=grad: f(g), bound)
+        calls = {
+            name: (lambda f=fn, g=grad: f(g))
+            for name, fn in (table | fresh if grad else table).items()
+            if grad or not name.endswith("(out=)")
+        }
+        rec.measure(benchmark, shape, dtype, mode, calls, copy_bound(src, write=grad))
 
 
 def _latest(path: Path) -> list[dict]:

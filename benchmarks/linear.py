@@ -14,7 +14,7 @@ import numpy as np
 import crossent
 from crossent.losses.linear import _matmul_into
 
-from .harness import Recorder, timings
+from .harness import Recorder
 
 SHAPE = (4096, 1024, 32768)  # tokens, hidden size, vocabulary
 
@@ -33,14 +33,12 @@ def torch_linear(h, w, t, options=None) -> tuple:
     return loss, hh.grad, ww.grad
 
 
-def run(rec: Recorder, shape=SHAPE, dtype=np.float32, repeats: int | None = None) -> None:
+def run(rec: Recorder, shape=SHAPE, dtype=np.float32) -> None:
     n, d, v = shape
     rng = np.random.default_rng(2)
     h = (rng.normal(size=(n, d)) / np.sqrt(d)).astype(dtype)
     w = rng.normal(size=(v, d)).astype(dtype)
     t = rng.integers(0, v, n)
-    old = rec.repeats
-    rec.repeats = repeats or rec.repeats
     rows = min(n, 512)
     gemm = np.empty((rows, v), dtype=dtype)
     d_h, d_w = np.empty_like(h), np.zeros_like(w)
@@ -52,7 +50,6 @@ def run(rec: Recorder, shape=SHAPE, dtype=np.float32, repeats: int | None = None
             _matmul_into(d_h[s : s + rows], block, w)
             _matmul_into(d_w, block.T, h[s : s + rows], beta=1.0)
 
-    bound = timings(products, repeats=3)[0]
     vg = crossent.value_and_grad(crossent.linear_cross_entropy)
     providers = {"crossent linear_cross_entropy": lambda: vg(h, w, t)}
     try:
@@ -66,6 +63,4 @@ def run(rec: Recorder, shape=SHAPE, dtype=np.float32, repeats: int | None = None
         )
     except ImportError:
         pass
-    for name, fn in providers.items():
-        rec.measure("linear", shape, dtype, name, "fwd+grad", fn, bound)
-    rec.repeats = old
+    rec.measure("linear", shape, dtype, "fwd+grad", providers, products)
