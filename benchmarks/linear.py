@@ -4,7 +4,9 @@ PyTorch materialised (``cross_entropy(h @ W.T)`` with autograd), PyTorch 2.13's 
 ``linear_cross_entropy`` (1024-row chunks), and :func:`crossent.linear_cross_entropy`; all
 forward + gradients for hidden and weight. The step is GEMM-bound, so the bound column is the
 measured time of the three matrix products alone (``h W^T``, ``G W``, ``G^T h``), through the
-same BLAS calls as :func:`crossent.linear_cross_entropy`.
+same BLAS calls as :func:`crossent.linear_cross_entropy` (SciPy's OpenBLAS). Beside them, the
+same three products through PyTorch's BLAS (MKL in its x86 wheels), which PyTorch's own
+providers use: the difference between the two BLAS libraries is part of every comparison.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ def torch_linear(h, w, t, options=None) -> tuple:
     return loss, hh.grad, ww.grad
 
 
+def products(matmul_into, h, w, z, d_h, d_w) -> None:
+    """The three matrix products of the step in blocks of ``z``'s rows, each written by
+    ``matmul_into(out, a, b, beta=0.0)`` (``out = a @ b + beta * out``) into ``z``, ``d_h``
+    and ``d_w`` (the weight gradient accumulated)."""
+    rows = z.shape[0]
+    for s in range(0, h.shape[0], rows):
+        block = z[: min(rows, h.shape[0] - s)]
+        matmul_into(block, h[s : s + rows], w.T)
+        matmul_into(d_h[s : s + rows], block, w)
+        matmul_into(d_w, block.T, h[s : s + rows], beta=1.0)
+
+
 def run(rec: Recorder, shape=SHAPE, dtype=np.float32) -> None:
     n, d, v = shape
     rng = np.random.default_rng(2)
@@ -40,15 +54,7 @@ def run(rec: Recorder, shape=SHAPE, dtype=np.float32) -> None:
     w = rng.normal(size=(v, d)).astype(dtype)
     t = rng.integers(0, v, n)
     rows = min(n, 512)
-    gemm = np.empty((rows, v), dtype=dtype)
-    d_h, d_w = np.empty_like(h), np.zeros_like(w)
-
-    def products():
-        for s in range(0, n, rows):
-            block = gemm[: min(rows, n - s)]
-            _matmul_into(block, h[s : s + rows], w.T)
-            _matmul_into(d_h[s : s + rows], block, w)
-            _matmul_into(d_w, block.T, h[s : s + rows], beta=1.0)
+    buffers = (np.empty((rows, v), dtype=dtype), np.empty_like(h), np.zeros_like(w))
 
     vg = crossent.value_and_grad(crossent.linear_cross_entropy)
     providers = {"crossent linear_cross_entropy": lambda: vg(h, w, t)}
@@ -61,6 +67,11 @@ def run(rec: Recorder, shape=SHAPE, dtype=np.float32) -> None:
         providers["pytorch chunked (1024)"] = lambda: torch_linear(
             th, tw, tt, LinearCrossEntropyOptions(batch_chunk_size=1024)
         )
+        tz, td_h, td_w = (torch.from_numpy(np.zeros_like(b)) for b in buffers)
+        providers["pytorch products alone"] = lambda: products(
+            lambda out, a, b, beta=0.0: out.addmm_(a, b, beta=beta), th, tw, tz, td_h, td_w
+        )
     except ImportError:
         pass
-    rec.measure("linear", shape, dtype, "fwd+grad", providers, products)
+    rec.measure("linear", shape, dtype, "fwd+grad", providers,
+                lambda: products(_matmul_into, h, w, *buffers))  # fmt: skip
