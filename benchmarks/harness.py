@@ -382,6 +382,66 @@ def _kernel_tables(kernels: list[dict], where: str) -> list[str]:
     return lines
 
 
+# The CPU targets of the fast path (float32, forward + gradient): (benchmark, shape, reference
+# provider, the least speed-up over it); a reference of "bound" means at most 1 / speed-up
+# times the in-run bound.
+TARGETS = [
+    ("categorical", "4096x32000", "pytorch", 5.0),
+    ("categorical", "8192x1000", "pytorch", 2.0),
+    ("categorical", "65536x10", "pytorch", 2.0),
+    *(("categorical", s, "naive numpy", 10.0) for s in ("65536x10", "8192x1000", "4096x32000")),
+    ("binary", "10000000", "naive numpy", 10.0),
+    ("categorical", "4096x32000", "bound", 1 / 1.5),
+]
+FUSED = ("crossent fused", "crossent fused (out=)")
+
+
+def _target_tables(rows: list[dict]) -> list[str]:
+    """:data:`TARGETS` and the linear cross-entropy's targets (peak memory no more than
+    PyTorch's chunked path and 1/6 of its materialised one, time no more than the
+    materialised one), checked against the latest float32 rows."""
+    cpu = {(r["benchmark"], r["shape"], r["provider"]): r for r in rows
+           if r["mode"] == "fwd+grad" and r["dtype"] == "float32"}  # fmt: skip
+    lines = ["\ntargets (float32, forward + gradient; speed-up = reference time / crossent's):\n",
+             "| target | " + " | ".join(FUSED) + " |", "|---|---|---|"]  # fmt: skip
+    for bench, shape, reference, least in TARGETS:
+        cells = []
+        for provider in FUSED:
+            ours = cpu.get((bench, shape, provider))
+            theirs = cpu.get((bench, shape, reference))
+            if ours is None or (theirs is None and reference != "bound"):
+                cells.append("-")
+                continue
+            if reference == "bound":
+                ratio = float(ours["ratio"])
+                cells.append(f"x{ratio:.2f} ({'met' if ratio <= 1 / least else 'missed'})")
+            else:
+                speedup = float(theirs["median_ms"]) / float(ours["median_ms"])
+                cells.append(f"{speedup:.1f}x ({'met' if speedup >= least else 'missed'})")
+        what = (f"within x{1 / least:.1f} of the copy bound" if reference == "bound"
+                else f">= {least:g}x faster than {reference}")  # fmt: skip
+        lines.append(f"| {what}, {bench} {shape} | " + " | ".join(cells) + " |")
+    linear = {r["provider"]: r for r in rows if r["benchmark"] == "linear"}
+    ours = linear.get("crossent linear_cross_entropy")
+    full, chunked = linear.get("pytorch materialised"), linear.get("pytorch chunked (1024)")
+    if ours and full and chunked:
+        mib = {k: float(r["peak_extra_mib"]) for k, r in
+               (("ours", ours), ("full", full), ("chunked", chunked))}  # fmt: skip
+        seconds = float(ours["median_ms"]) / 1e3, float(full["median_ms"]) / 1e3
+        checks = [
+            ("peak memory <= PyTorch chunked", f"{mib['ours']:.0f} vs {mib['chunked']:.0f} MiB",
+             mib["ours"] <= mib["chunked"]),
+            ("peak memory <= 1/6 of PyTorch materialised",
+             f"1/{mib['full'] / max(mib['ours'], 1e-9):.1f}", mib["ours"] <= mib["full"] / 6),
+            ("time <= PyTorch materialised", f"{seconds[0]:.2f} vs {seconds[1]:.2f} s",
+             seconds[0] <= seconds[1]),
+        ]  # fmt: skip
+        lines += [f"\nlinear cross-entropy targets ({ours['shape']}):\n",
+                  "| target | measured | met |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {t} | {m} | {'yes' if ok else 'no'} |" for t, m, ok in checks]
+    return lines
+
+
 def markdown(path: Path = RESULTS) -> str:
     """The latest measurement of every case as Markdown tables (the README's section)."""
     rows = _latest(path)
@@ -389,15 +449,17 @@ def markdown(path: Path = RESULTS) -> str:
     for where, names in (("", ("categorical", "binary")),
                          (" on CUDA", ("categorical" + GPU, "binary" + GPU))):  # fmt: skip
         lines += _kernel_tables([r for r in rows if r["benchmark"] in names], where)
+    lines += _target_tables(rows)
     linear = [r for r in rows if r["benchmark"] == "linear"]
     if linear:
-        lines += ["\nlinear cross-entropy, forward + gradients:\n",
-                  "| provider | shape (N x D x V) | median s | peak extra memory |",
+        lines += ["\nlinear cross-entropy, forward + gradients (bound: the three products "
+                  "through SciPy's BLAS):\n",
+                  "| provider | shape (N x D x V) | median s (x bound) | peak extra memory |",
                   "|---|---|---|---|"]  # fmt: skip
         for r in linear:
             lines.append(
-                f"| {r['provider']} | {r['shape']} | {float(r['median_ms']) / 1e3:.2f} | "
-                f"{float(r['peak_extra_mib']):.0f} MiB |"
+                f"| {r['provider']} | {r['shape']} | {float(r['median_ms']) / 1e3:.2f} "
+                f"(x{float(r['ratio']):.2f}) | {float(r['peak_extra_mib']):.0f} MiB |"
             )
     start = [r for r in rows if r["benchmark"] == "startup"]
     if start:
