@@ -1,7 +1,8 @@
 """The shared benchmark harness: timing, memory, the bandwidth bound, the CSV and the plot.
 
-* Timings: ``repeats`` (>= 7) calls of each provider after one warm-up call each; median,
-  20th and 80th percentile. The providers of a case and its bound are called in turn, one
+* Timings: ``repeats`` (>= 7) calls of each provider after one warm-up call each, more for
+  short calls (rounds continue until they have taken 3 s, up to 101); median, 20th and 80th
+  percentile. The providers of a case and its bound are called in turn, one
   call each per round, and round ``r`` starts with the ``r``-th of them: a slow or fast
   stretch of a shared machine then falls on all of them alike, and each follows every other
   equally often. On one 2-core machine, the same three block products of the linear benchmark
@@ -101,21 +102,27 @@ def machine() -> dict:
 
 
 def timings(
-    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1
-) -> dict[str, tuple[float, float, float]]:
-    """(median, p20, p80) in milliseconds of each of ``fns``, called in turn ``repeats``
-    times after ``warmup`` calls each; round ``r`` starts with function ``r mod len(fns)``."""
+    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1,
+    min_seconds: float = 3.0, max_repeats: int = 101,
+) -> dict[str, tuple[float, float, float]]:  # fmt: skip
+    """(median, p20, p80) in milliseconds of each of ``fns``, called in turn after ``warmup``
+    calls each; round ``r`` starts with function ``r mod len(fns)``. At least ``repeats``
+    rounds, and more (up to ``max_repeats``) until the rounds have taken ``min_seconds``:
+    short calls get enough samples for a median that a slow stretch does not decide."""
     names = list(fns)
     for _ in range(warmup):
         for name in names:
             fns[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
+    began = time.perf_counter()
+    r = 0
+    while r < repeats or (r < max_repeats and time.perf_counter() - began < min_seconds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
             start = time.perf_counter()
             fns[name]()
             times[name].append((time.perf_counter() - start) * 1e3)
+        r += 1
     return {
         name: tuple(float(np.percentile(t, q)) for q in (50, 20, 80)) for name, t in times.items()
     }
