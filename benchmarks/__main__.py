@@ -23,7 +23,7 @@ FAMILIES = {
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("families", nargs="*", help=f"any of {', '.join(FAMILIES)} (default: all)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per case (>= 7)")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds per case (>= 7)")
     parser.add_argument("--quick", action="store_true", help="small shapes, a smoke run")
     parser.add_argument("--no-save", action="store_true", help="print only")
     parser.add_argument("--table", action="store_true", help="print the latest run as Markdown")
