@@ -427,9 +427,10 @@ def _target_tables(rows: list[dict]) -> list[str]:
         what = (f"within x{limit:g} of the copy bound" if reference == "bound"
                 else f">= {limit:g}x faster than {reference}")  # fmt: skip
         lines.append(f"| {what}, {bench} {shape} | " + " | ".join(cells) + " |")
-    linear = {r["provider"]: r for r in rows if r["benchmark"] == "linear"}
-    ours = linear.get("crossent linear_cross_entropy")
-    full, chunked = linear.get("pytorch materialised"), linear.get("pytorch chunked (1024)")
+    linear = [r for r in rows if r["benchmark"] == "linear"]
+    ours = next((r for r in linear if r["provider"] == "crossent linear_cross_entropy"), None)
+    same = {r["provider"]: r for r in linear if ours and r["shape"] == ours["shape"]}
+    full, chunked = same.get("pytorch materialised"), same.get("pytorch chunked (1024)")
     if ours and full and chunked:
         mib = {k: float(r["peak_extra_mib"]) for k, r in
                (("ours", ours), ("full", full), ("chunked", chunked))}  # fmt: skip

@@ -1,4 +1,4 @@
-"""The fast paths: fused Numba kernels and the chunked NumPy path give the portable numbers.
+"""The fast paths: fused Numba kernels and blocks of rows give the portable numbers.
 
 Every case runs the same call through ``backend="portable"`` and ``backend="fused"`` and
 compares values and gradients (float64: 1e-12 relative to the largest magnitude; float32:
@@ -408,7 +408,7 @@ def test_caller_arrays_are_not_modified():
     np.testing.assert_array_equal(y, y_copy)
 
 
-def test_chunked_portable_path_equals_whole_array(monkeypatch):
+def test_portable_path_in_blocks_equals_one_block(monkeypatch):
     z = logits((50, 7), np.float64)
     y = RNG.integers(0, 7, 50)
     y[::6] = -100
@@ -419,21 +419,21 @@ def test_chunked_portable_path_equals_whole_array(monkeypatch):
         y, z, backend="portable", **kwargs
     )
     monkeypatch.setattr(_blocks, "NUMPY_ELEMENTS", 7 * 8)  # 8 rows per block, 7 blocks
-    chunked = [cce(y, z, backend="portable", reduction=r, **kwargs) for r in ("mean", "none")]
-    for (vw, gw), (vc, gc) in zip(whole, chunked, strict=True):
+    blocks = [cce(y, z, backend="portable", reduction=r, **kwargs) for r in ("mean", "none")]
+    for (vw, gw), (vc, gc) in zip(whole, blocks, strict=True):
         assert_same(vc, vw, np.float64)
         assert_same(gc, gw, np.float64)
-    hess_chunked = crossent.value_grad_hess(crossent.categorical_cross_entropy)(
+    hess_blocks = crossent.value_grad_hess(crossent.categorical_cross_entropy)(
         y, z, backend="portable", **kwargs
     )
-    for got, want in zip(hess_chunked, hess_whole, strict=True):
+    for got, want in zip(hess_blocks, hess_whole, strict=True):
         assert_same(got, want, np.float64)
-    p = crossent.softmax(z)  # probabilities go through the chunked path too
-    chunked_p = cce(y, p, backend="portable")
+    p = crossent.softmax(z)  # probabilities go through the blocks too
+    blocks_p = cce(y, p, backend="portable")
     monkeypatch.undo()
     whole_p = cce(y, p, backend="portable")
-    assert_same(chunked_p[0], whole_p[0], np.float64)
-    assert_same(chunked_p[1], whole_p[1], np.float64)
+    assert_same(blocks_p[0], whole_p[0], np.float64)
+    assert_same(blocks_p[1], whole_p[1], np.float64)
 
 
 def test_backend_keyword_and_environment_variable(monkeypatch):
