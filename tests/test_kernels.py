@@ -521,3 +521,28 @@ def test_kernels_are_not_compiled_at_import():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert result.stdout.strip() == "False"
+
+
+def test_functions_calling_wide_vectors_carry_the_vector_width_attribute():
+    # The kernels' 512-bit vectors rest on this attribute reaching LLVM.
+    from numba import njit
+
+    from crossent.kernels._numba import _wide_vectors
+
+    def double(x):
+        for i in range(x.shape[0]):
+            x[i] *= 2.0
+
+    def marked_double(x):
+        _wide_vectors()
+        for i in range(x.shape[0]):
+            x[i] *= 2.0
+
+    marked, plain = njit(marked_double), njit(double)
+    x = np.ones(4)
+    marked(x)
+    plain(x)
+    assert x.tolist() == [4.0] * 4
+    attribute = '"prefer-vector-width"="512"'
+    assert attribute in marked.inspect_llvm(marked.signatures[0])
+    assert attribute not in plain.inspect_llvm(plain.signatures[0])
