@@ -216,7 +216,7 @@ def linear_cross_entropy(
     per_row = xp.empty((n_rows,), dtype=dtype, device=device) if reduction == "none" else None
     total = 0.0
     d_hidden = xp.empty_like(hidden) if order else None
-    d_weight = xp.zeros_like(weight) if order else None
+    d_weight = xp.empty_like(weight) if order else None  # the first block's product sets it
     d_bias = (
         xp.zeros((n_classes,), dtype=dtype, device=device) if order and bias is not None else None
     )
@@ -250,7 +250,7 @@ def linear_cross_entropy(
             elif capped is not None:
                 g = g * (1 - capped * capped)
             _product(d_hidden[start:stop, :], g, weight, xp)
-            _product(d_weight, g.T, h, xp, accumulate=True)
+            _product(d_weight, g.T, h, xp, accumulate=start > 0)
             if d_bias is not None:
                 d_bias += xp.sum(g, axis=0)
         else:
