@@ -17,8 +17,9 @@ Speed comes from a few things, and is fragile (check ``python -m benchmarks`` af
   (categorical labels 19.6 s -> 8.6 s, binary 8.8 s -> 3.9 s) for no speed;
 * each function with a hot loop calls :func:`_wide_vectors`, which lets LLVM use 512-bit
   vectors where the processor has them (its default on AVX-512 processors is 256 bits).
-  Measured here (Xeon, 2 threads, float32, p20): binary 10M 21-24 -> 16.5 ms, 8192 x 1000
-  6.7-7.5 -> 5.2 ms, 4096 x 32000 into ``out=`` 89 -> 81 ms; no change at 65536 x 10;
+  Measured here (Xeon, 2 threads, float32, p20 of three A/B pairs): binary 10M 21-24 ->
+  16-20 ms, 8192 x 1000 6.2-7.5 -> 5.2-6.7 ms, 4096 x 32000 into ``out=`` 89 -> 81 ms; no
+  change at 65536 x 10;
 * every float constant carries the array's dtype (a Python ``1`` turns float32 arithmetic
   into float64), and loops run over slices indexed from 0 (no wrap-around code);
 * rows are processed in blocks (``prange`` over blocks), each row read from memory once and
