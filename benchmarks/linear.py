@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 import crossent
-from crossent.losses.linear import _matmul_into
+from crossent.losses.linear import _default_rows, _matmul_into
 
 from .harness import Recorder
 
@@ -38,13 +38,13 @@ def torch_linear(h, w, t, options=None) -> tuple:
 def products(matmul_into, h, w, z, d_h, d_w) -> None:
     """The three matrix products of the step in blocks of ``z``'s rows, each written by
     ``matmul_into(out, a, b, beta=0.0)`` (``out = a @ b + beta * out``) into ``z``, ``d_h``
-    and ``d_w`` (the weight gradient accumulated)."""
+    and ``d_w`` (the weight gradient: set by the first block, accumulated by the others)."""
     rows = z.shape[0]
     for s in range(0, h.shape[0], rows):
         block = z[: min(rows, h.shape[0] - s)]
         matmul_into(block, h[s : s + rows], w.T)
         matmul_into(d_h[s : s + rows], block, w)
-        matmul_into(d_w, block.T, h[s : s + rows], beta=1.0)
+        matmul_into(d_w, block.T, h[s : s + rows], beta=1.0 if s else 0.0)
 
 
 def run(rec: Recorder, shape=SHAPE, dtype=np.float32) -> None:
@@ -53,7 +53,7 @@ def run(rec: Recorder, shape=SHAPE, dtype=np.float32) -> None:
     h = (rng.normal(size=(n, d)) / np.sqrt(d)).astype(dtype)
     w = rng.normal(size=(v, d)).astype(dtype)
     t = rng.integers(0, v, n)
-    rows = min(n, 512)
+    rows = _default_rows(n, v)  # the blocks linear_cross_entropy takes
     buffers = (np.empty((rows, v), dtype=dtype), np.empty_like(h), np.zeros_like(w))
 
     vg = crossent.value_and_grad(crossent.linear_cross_entropy)

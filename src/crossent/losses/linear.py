@@ -31,6 +31,12 @@ _BLOCK_ELEMENTS = 1 << 24  # 64 MiB of float32 logits per block by default
 _MIN_BLOCK_ROWS = 512  # thinner blocks run the matrix products below the BLAS's speed
 
 
+def _default_rows(n_rows: int, n_classes: int) -> int:
+    """Rows per block when ``chunk_size`` is not given: as many as fit
+    :data:`_BLOCK_ELEMENTS` logits, at least :data:`_MIN_BLOCK_ROWS`, at most ``n_rows``."""
+    return min(n_rows, max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // n_classes))
+
+
 def _matrix(x: Any, xp: Any, name: str, ndim: int) -> Any:
     """A finite, non-empty float array with ``ndim`` dimensions (checks of
     :func:`crossent._validation.predictions`)."""
@@ -185,7 +191,7 @@ def linear_cross_entropy(
     _validation.reduction(reduction)
     _validation.class_indices(targets, xp, n_classes, ignore_index, "targets")
     if chunk_size is None:
-        chunk_size = min(n_rows, max(_MIN_BLOCK_ROWS, _BLOCK_ELEMENTS // n_classes))
+        chunk_size = _default_rows(n_rows, n_classes)
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
         raise TypeError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     elif chunk_size < 1:
