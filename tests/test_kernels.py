@@ -91,6 +91,18 @@ def test_categorical_labels_fused_equals_portable(name, n_classes, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("n_classes", [5, 130], ids=["narrow", "wide"])
+def test_categorical_labels_per_row_scales_across_blocks(n_classes, reduction, dtype):
+    # Several blocks of rows: each block must read its own rows' weights and labels.
+    n_rows = 3 * (kernels.ROW_BLOCK_ELEMENTS // n_classes) + 7
+    z = logits((n_rows, n_classes), dtype)
+    options = {"sample_weight": "s", "ignore": True, "z_loss": 1e-2, "reduction": reduction}
+    labels, kwargs = _materialise(options, n_rows, n_classes, dtype)
+    check(cce, dtype, labels, z, from_logits=True, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["plain", "smoothing_weights", "z_loss_temperature", "none"])
 def test_categorical_soft_targets_fused_equals_portable(name, dtype):
     n_rows, n_classes = 64, 19

@@ -428,6 +428,16 @@ def categorical_labels(
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
+def _block_scale(dest, scale, start):
+    """``dest`` filled with the reduction scales of the rows from ``start`` (``scale`` has
+    length 1 when uniform): one fill, so that the loops over rows need no branch per row."""
+    if scale.shape[0] == 1:
+        dest[:] = scale[0]
+    else:
+        dest[:] = scale[start : start + dest.shape[0]]
+
+
+@njit(fastmath=FASTMATH, error_model="numpy")
 def _labels_narrow_block(
     flat_z, flat_grad, n_classes, start, stop, labels, ignore_index, wa, keep, inv_t, two_z,
     scale_ce, scale_z, want_grad, loss_rows,
@@ -437,13 +447,15 @@ def _labels_narrow_block(
     With a handful of classes a row is shorter than one pass's fixed cost, so each pass
     runs over a whole block of rows, and the rows share one shift, the block's max :math:`M`
     (a row's own max would cost a short reduction per row): (1) :math:`M` and finiteness in
-    one flat reduction; labels, target logits and scales; (2) :math:`e = \exp(x / T - M / T)`
+    one flat reduction; labels and scales (a loop with no gathers, which vectorises), then the
+    target logits and class weights; (2) :math:`e = \exp(x / T - M / T)`
     as one flat loop, and the rows' sums :math:`s`; (3) a row with :math:`s < 2^{-20}` (its
     max far below :math:`M`) is redone with its own max; (4) the cross-entropy
     :math:`\log(s / e_y) \ge 0`, vectorised across rows (``e_y`` is a term of ``s``: small
     losses keep their accuracy), or :math:`\log s + (M - z_y) / T` when :math:`e_y <
-    2^{-60}`; (5) losses and the gradient :math:`a e_j - b [j = y]`. ``z`` is last read in
-    (3), so ``grad`` may be ``z``.
+    2^{-60}`; (5) losses and each row's :math:`a, b`, vectorised across rows, then the
+    gradient :math:`a e_j - b [j = y]` (its target entries in a loop of their own). ``z`` is
+    last read in (3), so ``grad`` may be ``z``.
 
     The shared shift adds :math:`(M - m) / T` (:math:`m` the row's max) to the arguments of
     ``exp``, below :math:`14 + \log C` for the rows not redone; the losses stay within 1-3
@@ -456,9 +468,10 @@ def _labels_narrow_block(
     zb = flat_z[lo : stop * n_classes]
     e = np.empty(n * n_classes, zb.dtype)
     gb = flat_grad[lo : stop * n_classes] if want_grad else e
-    per_row = np.empty((7, n), zb.dtype)
-    shifts, sums, e_targets, gaps, ce, c_ce, c_z = (
+    per_row = np.empty((8, n), zb.dtype)
+    shifts, sums, e_targets, gaps, ce, c_ce, c_z, w_y = (
         per_row[0], per_row[1], per_row[2], per_row[3], per_row[4], per_row[5], per_row[6],
+        per_row[7],
     )  # fmt: skip
     targets = np.empty(n, np.int64)
     zero = keep - keep
@@ -469,15 +482,23 @@ def _labels_narrow_block(
     if bad != 0:
         return STATUS_NONFINITE
     shift = m_block * inv_t
-    for r in range(n):
-        y, ok, counts = _label(labels[start + r], ignore_index, n_classes)
-        if not ok:
-            code = STATUS_LABEL
+    block_labels = labels[start:stop]
+    _block_scale(c_ce, scale_ce, start)
+    _block_scale(c_z, scale_z, start)
+    n_bad = 0
+    for r in range(n):  # no gathers here, so that this loop vectorises
+        y, ok, counts = _label(block_labels[r], ignore_index, n_classes)
+        n_bad += not ok
         targets[r] = y
-        gaps[r] = (m_block - zb[r * n_classes + y]) * inv_t  # >= 0, exact before scaling
-        c_ce[r] = _scale_at(scale_ce, start + r, counts)
-        c_z[r] = _scale_at(scale_z, start + r, counts)
+        c_ce[r] = c_ce[r] if counts else zero
+        c_z[r] = c_z[r] if counts else zero
         shifts[r] = shift
+    if n_bad:
+        code = STATUS_LABEL
+    for r in range(n):
+        y = targets[r]
+        w_y[r] = keep * wa[y]
+        gaps[r] = (m_block - zb[r * n_classes + y]) * inv_t  # >= 0, exact before scaling
     for k in range(zb.shape[0]):
         e[k] = fexp(zb[k] * inv_t - shift)
     for r in range(n):
@@ -500,18 +521,22 @@ def _labels_narrow_block(
         usable = e_targets[r] >= tiny_target
         ce[r] = flog_pos(sums[r] / e_targets[r] if usable else sums[r])
         ce[r] += zero if usable else gaps[r]
-    for r in range(n):
-        y = targets[r]
-        loss = keep * wa[y] * ce[r]
+    coef, fix = shifts, gaps  # each overwritten after its last read
+    block_loss = loss_rows[start:stop]
+    for r in range(n):  # vectorised across rows
         lse = (shifts[r] - gaps[r]) + ce[r]  # x_y / T + the loss
-        loss_rows[start + r], cz = _row_terms(loss, lse, c_ce[r], c_z[r], two_z, inv_t)
-        if want_grad:
-            c1 = c_ce[r] * inv_t
-            a = (c1 * keep * wa[y] + cz) / sums[r]
+        block_loss[r], cz = _row_terms(w_y[r] * ce[r], lse, c_ce[r], c_z[r], two_z, inv_t)
+        c1w = c_ce[r] * inv_t * w_y[r]
+        coef[r] = (c1w + cz) / sums[r]
+        fix[r] = c1w
+    if want_grad:
+        for r in range(n):
             base = r * n_classes
+            a = coef[r]
             for j in range(n_classes):
                 gb[base + j] = a * e[base + j]
-            gb[base + y] -= c1 * keep * wa[y]
+        for r in range(n):
+            gb[r * n_classes + targets[r]] -= fix[r]
     return code
 
 
