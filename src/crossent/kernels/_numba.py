@@ -711,28 +711,27 @@ def _binary_focal(x, t, gamma, alpha, one):
 
 
 def _span_targets(one, yb, scratch):  # pragma: no cover - replaced by the overload inside kernels
-    return yb, 0
+    return yb, False
 
 
 @overload(_span_targets, fastmath=FASTMATH)
 def _ol_span_targets(one, yb, scratch):
     """A span's targets in the logits' dtype: ``yb`` itself, or converted into ``scratch``
-    (checked as given first: a float64 target just above 1 may round to 1), with 1 when one
-    is outside [0, 1] or NaN, else 0. A separate loop, because LLVM leaves the main loop
-    scalar when it also reads 8-byte targets."""
+    (checked as given first: a float64 target just above 1 may round to 1), and whether one
+    is outside [0, 1] or NaN. A separate loop, because LLVM leaves the main loop scalar when
+    it also reads 8-byte targets."""
     if yb.dtype == one:
-        return lambda one, yb, scratch: (yb, one - one)
+        return lambda one, yb, scratch: (yb, False)
 
     def convert(one, yb, scratch):
         _wide_vectors()
-        zero = one - one
         outside = False
         tb = scratch[: yb.shape[0]]
         for i in range(yb.shape[0]):
             t = yb[i]
             outside |= (t < 0) | (t > 1) | (t != t)
             tb[i] = _like(one, t)
-        return tb, zero + outside
+        return tb, outside
 
     return convert
 
@@ -740,9 +739,9 @@ def _ol_span_targets(one, yb, scratch):
 @njit(fastmath=FASTMATH, error_model="numpy")
 def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one):
     """One span of :func:`binary`: writes ``lb``/``gb``, returns the span's loss sum and its
-    checks (``sum(z * 0)``: NaN for a non-finite logit; 1 when a target is outside [0, 1]
-    or NaN, else 0: an "or" of the comparisons is cheaper than counting them). ``yb`` has
-    the logits' dtype (see :func:`_span_targets`).
+    checks (``sum(z * 0)``: NaN for a non-finite logit; whether a target is outside [0, 1]
+    or NaN: an "or" of the comparisons is cheaper than counting them). ``yb`` has the
+    logits' dtype (see :func:`_span_targets`).
 
     The common case (cross-entropy, one positive weight, a uniform scale) is a branch-free
     loop that vectorises; focal loss, per-label positive weights and per-element scales take
@@ -766,7 +765,7 @@ def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one)
             total += a
             lb[i] = c * a
             gb[i] = c * da
-        return c * total, bad, zero + bad_targets
+        return c * total, bad, bad_targets
     for i in range(zb.shape[0]):
         x, t = zb[i], yb[i]
         bad += x * zero
@@ -781,7 +780,7 @@ def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one)
         total += c * a
         lb[i] = c * a
         gb[i] = c * da
-    return total, bad, zero + bad_targets
+    return total, bad, bad_targets
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -831,6 +830,6 @@ def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, in_place, loss, 
                 grad[lo:hi] = gb
             total += part
             bad |= nonfinite != 0
-            bad_targets |= outside + unconverted_outside != 0
+            bad_targets |= outside | unconverted_outside
         sums[bi] = total
         status[bi] = STATUS_NONFINITE if bad else (STATUS_TARGET if bad_targets else STATUS_OK)
