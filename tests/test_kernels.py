@@ -480,22 +480,68 @@ def test_backend_keyword_and_environment_variable(monkeypatch):
         cce(y, z, from_logits=True, backend="gpu")
 
 
-def test_other_array_libraries_use_the_portable_path():
+def _counting(monkeypatch, name):
+    """Calls of ``kernels.<name>`` from now on, recorded in the returned list."""
+    calls, real = [], getattr(kernels, name)
+    monkeypatch.setattr(kernels, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["categorical", "focal", "binary"])
+def test_torch_cpu_tensors_take_the_fused_kernels_through_numpy_views(loss, dtype, monkeypatch):
     torch = pytest.importorskip("torch")
-    z = logits((100, 50), np.float64)
-    y = RNG.integers(0, 50, 100)
-    # One PyTorch thread: twice in about ten fresh processes, rows 50-99 (the half PyTorch may
-    # hand to a second thread) came out 1e-9 relative apart from the fused result, while the
-    # NumPy portable path agreed with it to 1e-17.
+    fn, kernel = {
+        "categorical": (cce, "fused_categorical"),
+        "focal": (cfl, "fused_categorical"),
+        "binary": (bce, "fused_binary"),
+    }[loss]
+    z = logits((600, 40), dtype)  # 24000 logits: "auto" takes the kernels
+    if loss == "binary":
+        y = (RNG.random(z.shape) < 0.3).astype(dtype)
+    else:
+        y = RNG.integers(0, 40, 600)
+    w = RNG.random(600).astype(dtype)
+    tz, ty, tw = (torch.from_numpy(a.copy()) for a in (z, y, w))
+    calls = _counting(monkeypatch, kernel)
+    value, grad = fn(ty, tz, from_logits=True, sample_weight=tw)
+    assert calls, "the fused kernel did not run"
+    assert isinstance(value, torch.Tensor) and isinstance(grad, torch.Tensor)
+    assert value.dtype == grad.dtype == tz.dtype and grad.shape == tz.shape
+    # PyTorch's own operations (the portable path) are the reference.
+    want_value, want_grad = fn(ty, tz, from_logits=True, sample_weight=tw, backend="portable")
+    assert len(calls) == 1
+    assert_same(value.numpy(), want_value.numpy(), dtype)
+    assert_same(grad.numpy(), want_grad.numpy(), dtype)
+    np.testing.assert_array_equal(tz.numpy(), z)  # the caller's tensor is untouched
+
+
+def test_tracked_tensors_and_other_libraries_use_the_portable_path(monkeypatch):
+    torch = pytest.importorskip("torch")
+    xps = pytest.importorskip("array_api_strict")
+    z = logits((600, 40), np.float64)
+    y = RNG.integers(0, 40, 600)
+    ref_value, ref_grad = cce(y, z, from_logits=True, backend="fused")
+    monkeypatch.setattr(kernels, "fused_categorical", None)  # would fail if called
+    # One PyTorch thread: twice in about ten fresh processes, rows the second thread took
+    # came out 1e-9 relative apart from the fused result, while the NumPy portable path
+    # agreed with it to 1e-17.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        value, grad = cce(torch.tensor(y), torch.tensor(z), from_logits=True, backend="fused")
+        tracked = torch.tensor(z, requires_grad=True)  # autograd must see the operations
+        loss = crossent.categorical_cross_entropy(torch.tensor(y), tracked, from_logits=True,
+                                                  backend="fused")  # fmt: skip
+        loss.backward()
+        out = torch.empty_like(tracked)
+        with pytest.raises(TypeError, match="out must be a NumPy array"):
+            cce(torch.tensor(y), tracked.detach(), from_logits=True, out=out)
     finally:
         torch.set_num_threads(threads)
-    ref_value, ref_grad = cce(y, z, from_logits=True, backend="fused")
-    assert isinstance(grad, torch.Tensor)
-    np.testing.assert_allclose(grad.numpy(), ref_grad, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(tracked.grad.numpy(), ref_grad, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(float(loss.detach()), ref_value, rtol=1e-13)
+    value, grad = cce(xps.asarray(y), xps.asarray(z), from_logits=True, backend="fused")
+    np.testing.assert_allclose(np.asarray(grad), ref_grad, rtol=0, atol=1e-15)
     np.testing.assert_allclose(float(value), ref_value, rtol=1e-13)
 
 

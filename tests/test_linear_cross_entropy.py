@@ -49,13 +49,18 @@ def torch_reference(h, w, b, t, *, label_smoothing=0.0, z_loss=0.0, softcap=None
     return loss.detach().numpy(), grads
 
 
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
 @pytest.mark.parametrize("backend", ["portable", "fused"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_pytorch_autograd(name, dtype, backend, monkeypatch):
+def test_matches_pytorch_autograd(name, dtype, backend, lib, monkeypatch):
+    # PyTorch CPU tensors: products by PyTorch, the cross-entropy on NumPy views of its blocks.
     if backend == "fused":
         pytest.importorskip("numba")
     monkeypatch.setenv(kernels.ENV_VAR, backend)
+    calls, fused_categorical = [], kernels.fused_categorical
+    monkeypatch.setattr(kernels, "fused_categorical",
+                        lambda *a, **k: calls.append(1) or fused_categorical(*a, **k))  # fmt: skip
     n, d, v = 45, 12, 131
     h = RNG.normal(size=(n, d)).astype(dtype)
     w = (RNG.normal(size=(v, d)) * 0.5).astype(dtype)
@@ -64,7 +69,15 @@ def test_matches_pytorch_autograd(name, dtype, backend, monkeypatch):
     kwargs = dict(CASES[name])
     b = RNG.normal(size=v).astype(dtype) if kwargs.pop("bias", False) else None
     want, want_grads = torch_reference(h, w, b, t, **kwargs)
-    value, grads = lce(h, w, t, bias=b, chunk_size=8, **kwargs)  # 6 blocks, the last partial
+    args = [h, w, t, b]
+    if lib == "torch":
+        args = [None if a is None else torch.from_numpy(a) for a in args]
+    # 6 blocks, the last partial
+    value, grads = lce(*args[:3], bias=args[3], chunk_size=8, **kwargs)
+    assert bool(calls) == (backend == "fused")
+    if lib == "torch":
+        assert all(isinstance(a, torch.Tensor) for a in (value, *grads) if a is not None)
+        value, grads = value.numpy(), [None if g is None else g.numpy() for g in grads]
     tol = TOL[dtype]
     np.testing.assert_allclose(value, want, rtol=tol, atol=tol)
     assert value.dtype == dtype
@@ -74,8 +87,8 @@ def test_matches_pytorch_autograd(name, dtype, backend, monkeypatch):
             continue
         assert got.dtype == dtype
         np.testing.assert_allclose(got, ref, rtol=0, atol=tol * np.abs(ref).max())
-    plain = crossent.linear_cross_entropy(h, w, t, bias=b, chunk_size=8, **kwargs)
-    np.testing.assert_allclose(plain, value, rtol=tol)
+    plain = crossent.linear_cross_entropy(*args[:3], bias=args[3], chunk_size=8, **kwargs)
+    np.testing.assert_allclose(np.asarray(plain), value, rtol=tol)
 
 
 def test_block_size_does_not_change_the_result():

@@ -71,3 +71,22 @@ def to_numpy(x: Any) -> np.ndarray:
     if array_api_compat.is_torch_array(x):
         return x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def host_view(x: Any) -> np.ndarray | None:
+    """A NumPy array over ``x``'s own memory, for work in place and the fused kernels: ``x``
+    itself for NumPy, ``x.numpy()`` for a PyTorch CPU tensor that autograd is not tracking
+    (no ``requires_grad``, or grad mode off); ``None`` otherwise (GPU tensors, other
+    libraries, dtypes NumPy lacks such as bfloat16), where work stays with ``x``'s library."""
+    if isinstance(x, np.ndarray):
+        return x
+    if not array_api_compat.is_torch_array(x) or x.device.type != "cpu":
+        return None
+    import torch
+
+    if x.requires_grad and torch.is_grad_enabled():
+        return None
+    try:
+        return x.detach().numpy()
+    except TypeError:  # bfloat16 and other dtypes without a NumPy counterpart
+        return None

@@ -13,6 +13,8 @@ Three ways compute the same numbers (float64 within 1e-12 relative, float32 with
 
 The choice is made per call by the ``backend=`` keyword of the losses, or for a whole process
 by the environment variable ``CROSSENT_BACKEND`` (read at each call; the keyword wins).
+PyTorch CPU tensors that autograd does not track take the fused kernels too, through NumPy
+views of their memory (:func:`on_host_views`); the results come back as tensors.
 
 The fused kernels apply to NumPy float32/float64 logits (``from_logits=True``) with the class
 axis last, for values and gradients (hessians use the portable path). "Auto" uses them from
@@ -29,7 +31,9 @@ directory is read-only).
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -119,6 +123,43 @@ def use_fused(backend: str, y_pred: Any, from_logits: bool, order: int) -> bool:
     if backend == "auto" and (y_pred.size < FUSED_MIN_ELEMENTS or not numba_available()):
         return False
     return y_pred.size > 0
+
+
+def on_host_views(impl: Callable) -> Callable:
+    """Wrap a loss implementation ``impl(y_true, y_pred, *, backend, from_logits, out, ...)``
+    so that PyTorch CPU tensors reach the fused kernels: when ``y_pred`` is such a tensor,
+    every tensor argument has a NumPy view (:func:`crossent._array.host_view`: on the CPU,
+    not tracked by autograd) and the kernels apply to the view (:func:`use_fused`), ``impl``
+    runs on the views and its arrays come back as tensors over the same memory. Anything
+    else (small inputs under "auto", tracked tensors, GPU tensors, an ``out=`` tensor, which
+    only NumPy arrays may be) goes to ``impl`` as it is: the portable path."""
+    from .. import _array, _derivatives
+
+    @functools.wraps(impl)
+    def run(y_true: Any, y_pred: Any, **options: Any) -> Any:
+        if isinstance(y_pred, np.ndarray) or not _array.array_api_compat.is_torch_array(y_pred):
+            return impl(y_true, y_pred, **options)
+        args = {"y_true": y_true, "y_pred": y_pred, **options}
+        tensors = {k: v for k, v in args.items() if _array.array_api_compat.is_torch_array(v)}
+        views = {k: _array.host_view(v) for k, v in tensors.items()}
+        order = _derivatives.order()
+        if (
+            options["out"] is not None
+            or any(v is None for v in views.values())
+            or not use_fused(resolve(options["backend"]), views["y_pred"],
+                             options["from_logits"], order)
+        ):  # fmt: skip
+            return impl(y_true, y_pred, **options)
+        import torch
+
+        result = impl(**(args | views))
+        as_tensor = lambda a: None if a is None else torch.from_numpy(np.asarray(a))  # noqa: E731
+        if order == 0:
+            return as_tensor(result)
+        return _derivatives.Derivatives(*(as_tensor(a) for a in (result.value, result.grad,
+                                                                 result.hess)))  # fmt: skip
+
+    return run
 
 
 def gradient_buffer(out: Any, like: np.ndarray, name: str = "out") -> np.ndarray | None:

@@ -49,6 +49,7 @@ def _log(x: Any, xp: Any) -> Any:
     return xp.where(positive, xp.log(xp.where(positive, x, xp.ones_like(x))), -xp.inf)
 
 
+@kernels.on_host_views
 def _binary(
     y_true: Any,
     y_pred: Any,

@@ -235,6 +235,7 @@ def _rows(
     return terms
 
 
+@kernels.on_host_views
 def _categorical(
     y_true: Any,
     y_pred: Any,

@@ -13,8 +13,10 @@ loss and every gradient need only one block of rows of :math:`Z` at a time:
 with :math:`G = \partial \ell / \partial Z` the cross-entropy gradient of the block (computed
 by :func:`crossent.categorical_cross_entropy`, through the fused kernel when available, written
 over the block's logits). So the extra memory is one block of logits, chosen from the shapes.
-NumPy's products go through SciPy's BLAS into preallocated arrays; other libraries (PyTorch
-on a GPU, say) use their own ``matmul``.
+The products are written into preallocated arrays: NumPy's by SciPy's BLAS, those of PyTorch
+CPU tensors that autograd does not track by PyTorch's (whose blocks' cross-entropy then runs
+on NumPy views of them, through the fused kernel). Other libraries, GPU tensors and tensors
+that autograd tracks use their own ``matmul`` and the portable cross-entropy.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def _product(out: Any, a: Any, b: Any, xp: Any, accumulate: bool = False) -> Any
     if _array.is_numpy(xp):
         _matmul_into(out, a, b, beta=1.0 if accumulate else 0.0)
         return out
+    if out is not None and _array.host_view(out) is not None:  # a CPU tensor, no autograd
+        import torch
+
+        return out.addmm_(a, b) if accumulate else torch.mm(a, b, out=out)
     product = xp.matmul(a, b)
     if out is None:
         return product
@@ -217,9 +223,17 @@ def linear_cross_entropy(
         "reduction": block_reduction,
     }
 
-    # NumPy: one logits buffer, products by BLAS into it, the gradient written over it.
-    logits = np.empty((chunk_size, n_classes), dtype=dtype) if numpy else None
+    # NumPy arrays, and CPU tensors that autograd does not track: one logits buffer, the
+    # products by the array library's BLAS into it, and the cross-entropy on a NumPy view of
+    # it (the fused kernel, writing the gradient over the logits).
+    logits = view = None
+    if all(_array.host_view(a) is not None for a in (hidden, weight, bias) if a is not None):
+        logits = xp.empty((chunk_size, n_classes), dtype=dtype, device=device)
+        view = _array.host_view(logits)
     per_row = xp.empty((n_rows,), dtype=dtype, device=device) if reduction == "none" else None
+    per_row_view = None if view is None or per_row is None else _array.host_view(per_row)
+    ce_targets = targets if view is None else _array.host_view(targets)
+    ce_weights = row_weights if view is None else _array.host_view(row_weights)
     total = 0.0
     d_hidden = xp.empty_like(hidden) if order else None
     d_weight = xp.empty_like(weight) if order else None  # the first block's product sets it
@@ -234,36 +248,35 @@ def linear_cross_entropy(
         z = _product(None if logits is None else logits[: stop - start], h, weight.T, xp)
         if bias is not None:
             z += bias
+        z_host = None if view is None else view[: stop - start]  # z's memory, as NumPy
         capped = None
-        if softcap is not None and numpy:  # in place: one more block, for the derivative
-            z /= softcap
-            np.tanh(z, out=z)
-            capped = z.copy() if order else None
-            z *= softcap
+        if softcap is not None and z_host is not None:  # in place; a block more for the derivative
+            z_host /= softcap
+            np.tanh(z_host, out=z_host)
+            capped = z_host.copy() if order else None
+            z_host *= softcap
         elif softcap is not None:  # out of place, so that autograd can follow
             capped = xp.tanh(z / softcap)
             z = capped * softcap
-        weights = row_weights[: stop - start]
+        block = (ce_targets[start:stop], z if z_host is None else z_host)
+        weights = ce_weights[: stop - start]
         if order:
-            value, g = loss_and_grad(
-                targets[start:stop], z, sample_weight=weights, out=z if numpy else None,
-                **options,
-            )  # fmt: skip
-            if capped is not None and numpy:  # d tanh(u) / du = 1 - tanh(u)^2, in place
+            value, g = loss_and_grad(*block, sample_weight=weights, out=z_host, **options)
+            if capped is not None and z_host is not None:  # d tanh(u) / du = 1 - tanh(u)^2
                 np.multiply(capped, capped, out=capped)
                 np.subtract(1, capped, out=capped)
                 g *= capped
             elif capped is not None:
                 g = g * (1 - capped * capped)
+            g = g if z_host is None else z  # the gradient, in the array library's type
             _product(d_hidden[start:stop, :], g, weight, xp)
             _product(d_weight, g.T, h, xp, accumulate=start > 0)
             if d_bias is not None:
                 d_bias += xp.sum(g, axis=0)
         else:
-            value = categorical_cross_entropy(targets[start:stop], z, sample_weight=weights,
-                                              **options)  # fmt: skip
+            value = categorical_cross_entropy(*block, sample_weight=weights, **options)
         if per_row is not None:
-            per_row[start:stop] = value
+            (per_row if per_row_view is None else per_row_view)[start:stop] = value
         else:
             total = total + value
 
