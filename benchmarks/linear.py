@@ -1,12 +1,15 @@
 """Large-vocabulary cross-entropy of a linear layer: time and peak extra memory.
 
 PyTorch materialised (``cross_entropy(h @ W.T)`` with autograd), PyTorch 2.13's chunked
-``linear_cross_entropy`` (1024-row chunks), and :func:`crossent.linear_cross_entropy`; all
-forward + gradients for hidden and weight. The step is GEMM-bound, so the bound column is the
-measured time of the three matrix products alone (``h W^T``, ``G W``, ``G^T h``), through the
-same BLAS calls as :func:`crossent.linear_cross_entropy` (SciPy's OpenBLAS). Beside them, the
+``linear_cross_entropy`` (1024-row chunks), and :func:`crossent.linear_cross_entropy` given
+NumPy arrays and given the same data as PyTorch CPU tensors (its products then through
+PyTorch's BLAS, as PyTorch's own providers); all forward + gradients for hidden and weight.
+The step is GEMM-bound, so the bound column is the measured time of the three matrix
+products alone (``h W^T``, ``G W``, ``G^T h``), through the same BLAS calls as
+:func:`crossent.linear_cross_entropy` on NumPy arrays (SciPy's OpenBLAS). Beside them, the
 same three products through PyTorch's BLAS (MKL in its x86 wheels), which PyTorch's own
-providers use: the difference between the two BLAS libraries is part of every comparison.
+providers and crossent given tensors use: the difference between the two BLAS libraries is
+part of every comparison between a NumPy and a PyTorch provider.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ def run(rec: Recorder, shape=SHAPE, dtype=np.float32) -> None:
         from torch.nn.modules.linear_cross_entropy_options import LinearCrossEntropyOptions
 
         th, tw, tt = torch.from_numpy(h), torch.from_numpy(w), torch.from_numpy(t)
+        providers["crossent (torch tensors)"] = lambda: vg(th, tw, tt)
         providers["pytorch materialised"] = lambda: torch_linear(th, tw, tt)
         providers["pytorch chunked (1024)"] = lambda: torch_linear(
             th, tw, tt, LinearCrossEntropyOptions(batch_chunk_size=1024)
