@@ -205,6 +205,11 @@ def test_torch_autograd_through_the_blocks_equals_the_analytic_gradients():
     _, (d_h, d_w, _) = lce(h.detach(), w.detach(), t, **options)
     np.testing.assert_allclose(h.grad.numpy(), d_h.numpy(), rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(w.grad.numpy(), d_w.numpy(), rtol=1e-10, atol=1e-15)
+    # Tracked tensors through value_and_grad: the analytic gradients, built by PyTorch's ops.
+    _, (d_h_tracked, d_w_tracked, _) = lce(h, w, t, **options)
+    assert d_h_tracked.requires_grad
+    np.testing.assert_allclose(d_h_tracked.detach().numpy(), d_h.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d_w_tracked.detach().numpy(), d_w.numpy(), rtol=1e-12, atol=1e-15)
 
 
 def test_arrays_that_cannot_be_written_into_are_refused(monkeypatch):

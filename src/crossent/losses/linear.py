@@ -57,8 +57,8 @@ def _product(out: Any, a: Any, b: Any, xp: Any, accumulate: bool = False) -> Any
     if _array.is_numpy(xp):
         _matmul_into(out, a, b, beta=1.0 if accumulate else 0.0)
         return out
-    if out is not None and _array.host_view(out) is not None:  # a CPU tensor, no autograd
-        import torch
+    if out is not None and all(_array.host_view(x) is not None for x in (out, a, b)):
+        import torch  # CPU tensors that autograd does not track: no temporary
 
         return out.addmm_(a, b) if accumulate else torch.mm(a, b, out=out)
     product = xp.matmul(a, b)
