@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _references import categorical_per_row
+from _spies import count_calls
 
 import crossent
 from crossent import kernels
@@ -480,13 +481,6 @@ def test_backend_keyword_and_environment_variable(monkeypatch):
         cce(y, z, from_logits=True, backend="gpu")
 
 
-def _counting(monkeypatch, name):
-    """Calls of ``kernels.<name>`` from now on, recorded in the returned list."""
-    calls, real = [], getattr(kernels, name)
-    monkeypatch.setattr(kernels, name, lambda *a, **k: calls.append(1) or real(*a, **k))
-    return calls
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("loss", ["categorical", "focal", "binary"])
 def test_torch_cpu_tensors_take_the_fused_kernels_through_numpy_views(loss, dtype, monkeypatch):
@@ -503,7 +497,7 @@ def test_torch_cpu_tensors_take_the_fused_kernels_through_numpy_views(loss, dtyp
         y = RNG.integers(0, 40, 600)
     w = RNG.random(600).astype(dtype)
     tz, ty, tw = (torch.from_numpy(a.copy()) for a in (z, y, w))
-    calls = _counting(monkeypatch, kernel)
+    calls = count_calls(monkeypatch, kernels, kernel)
     value, grad = fn(ty, tz, from_logits=True, sample_weight=tw)
     assert calls, "the fused kernel did not run"
     assert isinstance(value, torch.Tensor) and isinstance(grad, torch.Tensor)

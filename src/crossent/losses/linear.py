@@ -51,14 +51,16 @@ def _matrix(x: Any, xp: Any, name: str, ndim: int) -> Any:
 def _product(out: Any, a: Any, b: Any, xp: Any, accumulate: bool = False) -> Any:
     """``a @ b`` written into ``out`` (added to it with ``accumulate``), and returned.
 
-    NumPy: through SciPy's BLAS, with no temporary (``out`` is required). Other libraries:
-    through their ``matmul``; a new array when ``out`` is None, and the weight gradient's
-    accumulation takes a temporary of its size, since the Array API has no ``beta``."""
+    NumPy: through SciPy's BLAS, with no temporary (``out`` is required). PyTorch CPU tensors
+    that autograd does not track: ``torch.mm`` / ``addmm_`` into ``out``, no temporary either.
+    Otherwise through the library's ``matmul``; a new array when ``out`` is None, and the
+    weight gradient's accumulation takes a temporary of its size, since the Array API has no
+    ``beta``."""
     if _array.is_numpy(xp):
         _matmul_into(out, a, b, beta=1.0 if accumulate else 0.0)
         return out
     if out is not None and all(_array.host_view(x) is not None for x in (out, a, b)):
-        import torch  # CPU tensors that autograd does not track: no temporary
+        import torch
 
         return out.addmm_(a, b) if accumulate else torch.mm(a, b, out=out)
     product = xp.matmul(a, b)
