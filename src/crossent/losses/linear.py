@@ -141,8 +141,8 @@ def linear_cross_entropy(
             float32), and at least 512: the products of thinner blocks run below the BLAS's
             speed (on the 2-core CPU at 1024 x 1024 x 131072, 128-row blocks took 9.6 s and
             512-row blocks 6.9 s). Larger blocks run faster and take more memory, on a GPU
-            too (at 8192 x 4096 x 128256 on an H100: 130 rows 1.0 s and 4.3 GiB, 2092 rows
-            0.61 s and 6.0 GiB).
+            too (at 8192 x 4096 x 128256 on an H100: 130 rows 1.0 s and 4.2 GiB, 512 rows
+            0.65 s and 4.5 GiB, 2092 rows 0.61 s and 6.0 GiB).
         ignore_index, label_smoothing, z_loss: as in
             :func:`crossent.categorical_cross_entropy`.
 
