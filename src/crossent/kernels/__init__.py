@@ -20,7 +20,7 @@ The fused kernels apply to NumPy float32/float64 logits (``from_logits=True``) w
 axis last, for values and gradients (hessians use the portable path). "Auto" uses them from
 :data:`FUSED_MIN_ELEMENTS` logits up. Per call the kernels are faster at every size measured
 on the 2-core benchmark machine (150 vs 525 µs at 128 x 10), but a kernel's first call in a
-process costs 0.2-0.3 s to load from the disk cache (seconds to compile the first time),
+process costs 0.2-0.45 s to load from the disk cache (seconds to compile the first time),
 which a few small calls never win back. Kernels use one thread per
 :data:`PARALLEL_MIN_ELEMENTS` elements (measured on the same machine; see the README's
 Performance section). Numba is an optional dependency
