@@ -159,6 +159,47 @@ def test_extreme_logits_stay_exact():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("temperature", [10.0, 0.3])
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("labels", 10, {}),  # few classes: the block-shift path
+        ("labels", 100, {}),  # the per-row path
+        ("labels", 100, {"label_smoothing": 0.1}),  # and its smoothing gap
+        ("soft", 12, {}),
+        ("focal", 12, {"gamma": 0.5}),
+        ("focal", 12, {"gamma": 2.0}),
+    ],
+    ids=["labels_few", "labels", "labels_smoothing", "soft", "focal05", "focal2"],
+)
+def test_extreme_logits_with_temperature_stay_exact(case, temperature, dtype):
+    # Logits of 1e4 divided by a temperature: a row's terms must be shifted by its max before
+    # the division. Shifting by max / T afterwards rounds that shift (by up to 1.2e-4 in
+    # float32 at T = 10), which made certain classes' focal losses NaN and their losses and
+    # gradients off by 1e-4. Reference: the portable path on the same values in float64.
+    kind, n_classes, kwargs = case
+    n_rows = 64
+    z = logits((n_rows, n_classes), dtype, scale=1e4)
+    z[::3, 0] = 2e4  # certain rows: loss 0 up to rounding
+    if kind == "soft":
+        y = RNG.dirichlet(np.ones(n_classes), n_rows)
+        y[::3] = np.eye(n_classes)[0]
+    else:
+        y = RNG.integers(0, n_classes, n_rows)
+        y[::3] = 0
+    fn = cfl if kind == "focal" else cce
+    kwargs = {"temperature": temperature, "reduction": "none", **kwargs}
+    value, grad = fn(y.astype(dtype) if kind == "soft" else y, z, from_logits=True,
+                     backend="fused", **kwargs)  # fmt: skip
+    ref_value, ref_grad = fn(y, z.astype(np.float64), from_logits=True, backend="portable",
+                             **kwargs)  # fmt: skip
+    assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
+    tol = TOL[dtype]
+    np.testing.assert_allclose(value, ref_value, rtol=tol, atol=tol * 1e-2)
+    assert_same(grad, ref_grad.astype(dtype), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_categorical_matches_pytorch(dtype):
     torch = pytest.importorskip("torch")
     n_rows, n_classes = 80, 23

@@ -336,11 +336,14 @@ def _row_terms(loss, lse, c_ce, c_z, two_z, inv_t):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _row_exp(row, inv_t, shift, buf):
-    """``buf_j = exp(row_j * inv_t - shift)``; returns their sum."""
+def _row_exp(row, inv_t, m, buf):
+    """``buf_j = exp((row_j - m) * inv_t)``; returns their sum. With ``m`` the row's max, its
+    own term is exactly 1, so the sum is >= 1 and its log >= 0. (``row_j * inv_t - m * inv_t``
+    would round ``m * inv_t`` first: at float32 logits of 1e4 and a temperature of 10, by up to
+    1.2e-4, which made a certain class's log-probability positive.)"""
     _wide_vectors()
     for j in range(row.shape[0]):
-        buf[j] = fexp(row[j] * inv_t - shift)
+        buf[j] = fexp((row[j] - m) * inv_t)
     s = buf[0] - buf[0]
     for j in range(row.shape[0]):
         s += buf[j]
@@ -348,12 +351,12 @@ def _row_exp(row, inv_t, shift, buf):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _row_gap(row, wa, inv_t, shift):
-    """``sum_c wa_c (shift - row_c * inv_t)``, every term >= 0 when ``shift`` is the max."""
+def _row_gap(row, wa, inv_t, m):
+    """``sum_c wa_c (m - row_c) inv_t``, every term >= 0 when ``m`` is the max."""
     _wide_vectors()
     s = row[0] - row[0]
     for j in range(row.shape[0]):
-        s += wa[j] * (shift - row[j] * inv_t)
+        s += wa[j] * ((m - row[j]) * inv_t)
     return s
 
 
@@ -408,9 +411,9 @@ def categorical_labels(
             c_ce, c_z = _scale_at(scale_ce, i, counts), _scale_at(scale_z, i, counts)
             shift = m * inv_t
             x_y = (row[y] - m) * inv_t  # relative to the max: exact, and no lse - x cancellation
-            gap = _row_gap(row, wa, inv_t, shift) if smooth else zero
+            gap = _row_gap(row, wa, inv_t, m) if smooth else zero
             buf = grad[i] if want_grad and not in_place else scratch
-            s = _row_exp(row, inv_t, shift, buf)
+            s = _row_exp(row, inv_t, m, buf)
             log_s = flog(s)
             lse = shift + log_s
             loss = keep * wa[y] * (log_s - x_y)
@@ -460,7 +463,7 @@ def _labels_narrow_block(
     runs over a whole block of rows, and the rows share one shift, the block's max :math:`M`
     (a row's own max would cost a short reduction per row): (1) :math:`M` and finiteness in
     one flat reduction; labels and scales (a loop with no gathers, which vectorises), then the
-    target logits and class weights; (2) :math:`e = \exp(x / T - M / T)`
+    target logits and class weights; (2) :math:`e = \exp((z - M) / T)`
     as one flat loop, and the rows' sums :math:`s`; (3) a row with :math:`s < 2^{-20}` (its
     max far below :math:`M`) is redone with its own max; (4) the cross-entropy
     :math:`\log(s / e_y) \ge 0`, vectorised across rows (``e_y`` is a term of ``s``: small
@@ -512,7 +515,7 @@ def _labels_narrow_block(
         w_y[r] = keep * wa[y]
         gaps[r] = (m_block - zb[r * n_classes + y]) * inv_t  # >= 0, exact before scaling
     for k in range(zb.shape[0]):
-        e[k] = fexp(zb[k] * inv_t - shift)
+        e[k] = fexp((zb[k] - m_block) * inv_t)
     for r in range(n):
         base = r * n_classes
         s = zero
@@ -527,7 +530,7 @@ def _labels_narrow_block(
             m = _row_max_check(row)[0]
             shifts[r] = m * inv_t
             gaps[r] = (m - row[targets[r]]) * inv_t
-            sums[r] = _row_exp(row, inv_t, shifts[r], e[base : base + n_classes])
+            sums[r] = _row_exp(row, inv_t, m, e[base : base + n_classes])
             e_targets[r] = e[base + targets[r]]
     for r in range(n):  # s >= e_y, a term of s, so the ratio is >= 1
         usable = e_targets[r] >= tiny_target
@@ -598,7 +601,7 @@ def categorical_general(
                     sum_g += g
                     sum_gx += g * ((row[c] - m) * inv_t)  # <= 0: relative to the max
                 buf = grad[i] if want_grad and not in_place else d1
-                s = _row_exp(row, inv_t, shift, buf)
+                s = _row_exp(row, inv_t, m, buf)
                 log_s = flog(s)
                 lse = shift + log_s
                 loss = sum_g * log_s - sum_gx
@@ -611,7 +614,7 @@ def categorical_general(
                     if in_place:
                         grad[i][:] = buf
                 continue
-            log_s = flog(_row_exp(row, inv_t, shift, d1))
+            log_s = flog(_row_exp(row, inv_t, m, d1))
             lse = shift + log_s
             loss = one - one
             s1 = one - one
