@@ -1,7 +1,10 @@
 """Fast paths for NumPy inputs: fused Numba kernels, and the choice between them and the
 portable path.
 
-Three ways compute the same numbers (float64 within 1e-12 relative, float32 within 1e-5):
+Three ways compute the same numbers (float64 within 1e-12 relative, float32 within 1e-5,
+relative to an array's largest value; a near-certain row's small loss agrees to about one
+rounding of 1 in the fused kernels, as in PyTorch, where the portable path keeps its relative
+accuracy):
 
 * ``"portable"``: the array-API math of :mod:`crossent.losses`, for every array library;
   large inputs run over blocks of rows, so no temporary is larger than one block
