@@ -111,6 +111,22 @@ def test_equals_categorical_cross_entropy_of_the_logits():
     np.testing.assert_allclose(d_w, d_z.T @ h, atol=1e-14)
 
 
+@pytest.mark.parametrize("backend", ["fused", "portable"])
+def test_backend_keyword_picks_the_blocks_path_over_the_environment(backend, monkeypatch):
+    if backend == "fused":
+        pytest.importorskip("numba")
+    other = "portable" if backend == "fused" else "fused"
+    monkeypatch.setenv(kernels.ENV_VAR, other)
+    calls = count_calls(monkeypatch, kernels, "fused_categorical")
+    h, w = RNG.normal(size=(20, 6)), RNG.normal(size=(9, 6))
+    t = RNG.integers(0, 9, 20)
+    value, (d_h, _, _) = lce(h, w, t, chunk_size=8, backend=backend)
+    assert len(calls) == (3 if backend == "fused" else 0)  # three blocks
+    want, (want_h, _, _) = lce(h, w, t, chunk_size=8)  # the environment's path
+    np.testing.assert_allclose(value, want, rtol=1e-12)
+    np.testing.assert_allclose(d_h, want_h, rtol=0, atol=1e-14)
+
+
 def test_all_rows_ignored_gives_zero():
     h, w = RNG.normal(size=(4, 3)), RNG.normal(size=(5, 3))
     value, (d_h, d_w, _) = lce(h, w, np.full(4, -100))
@@ -162,6 +178,7 @@ def test_memory_stays_at_a_block(backend, chunk, bound, monkeypatch):
         ({"softcap": -1.0}, ValueError, "softcap must lie in"),
         ({"hidden": np.full((8, 3), np.nan)}, ValueError, "hidden contains NaN"),
         ({"reduction": "avg"}, ValueError, "reduction must be one of"),
+        ({"backend": "gpu"}, ValueError, "backend must be one of"),
     ],
 )
 def test_bad_input_is_rejected(kwargs, error, match):
