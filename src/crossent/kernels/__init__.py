@@ -2,9 +2,9 @@
 portable path.
 
 Three ways compute the same numbers (float64 within 1e-12 relative, float32 within 1e-5,
-relative to an array's largest value; a near-certain row's small loss agrees to about one
-rounding of 1 in the fused kernels, as in PyTorch, where the portable path keeps its relative
-accuracy):
+relative to an array's largest value; in the fused kernels a near-certain row's loss and its
+target's gradient entry are exact to one rounding of 1, as in PyTorch and optax, where the
+portable path keeps full relative accuracy):
 
 * ``"portable"``: the array-API math of :mod:`crossent.losses`, for every array library;
   large inputs run over blocks of rows, so no temporary is larger than one block
