@@ -127,6 +127,27 @@ def test_backend_keyword_picks_the_blocks_path_over_the_environment(backend, mon
     np.testing.assert_allclose(d_h, want_h, rtol=0, atol=1e-14)
 
 
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["portable", "fused"])
+def test_saturated_softcap_keeps_its_gradient(backend, lib):
+    # Logits 5 to 9 times the cap: tanh saturates, and 1 - tanh^2 in float32 keeps only the
+    # digits of tanh's rounding (6% off at 8, 0 at 12). Reference: autograd in float64.
+    if backend == "fused":
+        pytest.importorskip("numba")
+    v = 7
+    h = RNG.uniform(5, 9, size=(5, v)) * RNG.choice([-1, 1], size=(5, v))
+    w = np.eye(v)  # the logits are h
+    t = RNG.integers(0, v, 5)
+    _, (want_h, want_w, _) = torch_reference(h, w, None, t, softcap=1.0)
+    args = [h.astype(np.float32), w.astype(np.float32), t]
+    if lib == "torch":
+        args = [torch.from_numpy(a) for a in args]
+    _, (d_h, d_w, _) = lce(*args, softcap=1.0, backend=backend)
+    d_h, d_w = np.asarray(d_h), np.asarray(d_w)
+    np.testing.assert_allclose(d_h, want_h, rtol=2e-5, atol=0)  # with w = I: entry by entry
+    np.testing.assert_allclose(d_w, want_w, rtol=0, atol=2e-5 * np.abs(want_w).max())
+
+
 def test_all_rows_ignored_gives_zero():
     h, w = RNG.normal(size=(4, 3)), RNG.normal(size=(5, 3))
     value, (d_h, d_w, _) = lce(h, w, np.full(4, -100))

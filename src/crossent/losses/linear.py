@@ -257,25 +257,34 @@ def linear_cross_entropy(
         if bias is not None:
             z += bias
         z_host = None if view is None else view[: stop - start]  # z's memory, as NumPy
-        capped = None
+        u = None  # the soft-cap's arguments z / c, kept for its derivative
         if softcap is not None and z_host is not None:  # in place; a block more for the derivative
             z_host /= softcap
+            u = z_host.copy() if order else None
             np.tanh(z_host, out=z_host)
-            capped = z_host.copy() if order else None
             z_host *= softcap
         elif softcap is not None:  # out of place, so that autograd can follow
-            capped = xp.tanh(z / softcap)
-            z = capped * softcap
+            u = z / softcap
+            z = xp.tanh(u) * softcap
         block = (ce_targets[start:stop], z if z_host is None else z_host)
         weights = ce_weights[: stop - start]
         if order:
             value, g = loss_and_grad(*block, sample_weight=weights, out=z_host, **options)
-            if capped is not None and z_host is not None:  # d tanh(u) / du = 1 - tanh(u)^2
-                np.multiply(capped, capped, out=capped)
-                np.subtract(1, capped, out=capped)
-                g *= capped
-            elif capped is not None:
-                g = g * (1 - capped * capped)
+            # d tanh(u) / du = 1 - tanh(u)^2 = 4 e / (1 + e)^2 with e = exp(-2 |u|): exact
+            # where tanh saturates, where 1 - tanh^2 keeps only the digits of its rounding
+            # (float32 at |u| = 8: 6% off; at 12: 0 instead of 1.5e-10)
+            if u is not None and z_host is not None:
+                np.abs(u, out=u)
+                u *= -2
+                np.exp(u, out=u)
+                g *= u
+                g *= 4
+                u += 1
+                np.multiply(u, u, out=u)
+                g /= u
+            elif u is not None:
+                e = xp.exp(-2 * xp.abs(u))
+                g = g * (4 * e / (1 + e) ** 2)
             g = g if z_host is None else z  # the gradient, in the array library's type
             _product(d_hidden[start:stop, :], g, weight, xp)
             _product(d_weight, g.T, h, xp, accumulate=start > 0)
