@@ -270,21 +270,16 @@ def linear_cross_entropy(
         weights = ce_weights[: stop - start]
         if order:
             value, g = loss_and_grad(*block, sample_weight=weights, out=z_host, **options)
-            # d tanh(u) / du = 1 - tanh(u)^2 = 4 e / (1 + e)^2 with e = exp(-2 |u|): exact
-            # where tanh saturates, where 1 - tanh^2 keeps only the digits of its rounding
-            # (float32 at |u| = 8: 6% off; at 12: 0 instead of 1.5e-10)
+            # d tanh(u) / du = 1 / cosh(u)^2: exact where tanh saturates, where 1 - tanh(u)^2
+            # keeps only the digits of tanh's rounding (float32 at |u| = 8: 6% off; at 12: 0
+            # instead of 1.5e-10). cosh overflows to infinity beyond |u| = 89 (float32): 0.
             if u is not None and z_host is not None:
-                np.abs(u, out=u)
-                u *= -2
-                np.exp(u, out=u)
-                g *= u
-                g *= 4
-                u += 1
-                np.multiply(u, u, out=u)
+                with np.errstate(over="ignore"):
+                    np.cosh(u, out=u)
+                    np.multiply(u, u, out=u)
                 g /= u
             elif u is not None:
-                e = xp.exp(-2 * xp.abs(u))
-                g = g * (4 * e / (1 + e) ** 2)
+                g = g / xp.cosh(u) ** 2
             g = g if z_host is None else z  # the gradient, in the array library's type
             _product(d_hidden[start:stop, :], g, weight, xp)
             _product(d_weight, g.T, h, xp, accumulate=start > 0)
