@@ -466,8 +466,8 @@ def _labels_narrow_block(
     target logits and class weights; (2) :math:`e = \exp((z - M) / T)`
     as one flat loop, and the rows' sums :math:`s`; (3) a row with :math:`s < 2^{-20}` (its
     max far below :math:`M`) is redone with its own max; (4) the cross-entropy
-    :math:`\log(s / e_y) \ge 0`, vectorised across rows (``e_y`` is a term of ``s``: small
-    losses keep their accuracy), or :math:`\log s + (M - z_y) / T` when :math:`e_y <
+    :math:`\log(s / e_y) \ge 0`, vectorised across rows (``e_y`` is a term of ``s``, so
+    the ratio is >= 1 and the loss >= 0), or :math:`\log s + (M - z_y) / T` when :math:`e_y <
     2^{-60}`; (5) losses and each row's :math:`a, b`, vectorised across rows, then the
     gradient :math:`a e_j - b [j = y]` (its target entries in a loop of their own). ``z`` is
     last read in (3), so ``grad`` may be ``z``.
@@ -475,7 +475,8 @@ def _labels_narrow_block(
     The shared shift adds :math:`(M - m) / T` (:math:`m` the row's max) to the arguments of
     ``exp``, below :math:`14 + \log C` for the rows not redone; the losses stay within 1-3
     ulp of a float64 reference (absolute for small losses, relative otherwise), as with a
-    per-row shift.
+    per-row shift. A near-certain row's loss is exact to one rounding of 1 (``s / e_y`` is
+    rounded next to 1), as in PyTorch; see the README on the cost of doing better here.
     """
     _wide_vectors()
     n = stop - start
