@@ -43,10 +43,15 @@ def _times(k: float, log_x: Any, xp: Any) -> Any:
     return xp.zeros_like(log_x) if k == 0 else k * log_x
 
 
-def _log(x: Any, xp: Any) -> Any:
-    """``log(x)`` for ``x`` in [0, 1] with ``log(0) = -inf`` and no warning."""
-    positive = x > 0
-    return xp.where(positive, xp.log(xp.where(positive, x, xp.ones_like(x))), -xp.inf)
+def _log_u(y: Any, log_p: Any, log_q: Any, xp: Any) -> Any:
+    """``log u`` with ``u = y q + (1 - y) p``, the probability given to the wrong side:
+    ``log q`` where ``y = 1``, ``log p`` where ``y = 0``, else ``logaddexp(log y + log q,
+    log(1 - y) + log p)``. No ``log 0`` is formed, even in the branches not taken, so that
+    autograd's second derivatives through it stay finite (``-inf`` there made them NaN)."""
+    one, zero = y == 1, y == 0
+    mid = xp.where(one | zero, xp.full_like(y, 0.5), y)
+    mixed = xp.logaddexp(xp.log(mid) + log_q, xp.log1p(-mid) + log_p)
+    return xp.where(one, log_q, xp.where(zero, log_p, mixed))
 
 
 @kernels.on_host_views
@@ -147,7 +152,7 @@ def _term(
 
     loss, grad, hess = a, da, d2a
     if gamma > 0:
-        log_u = xp.logaddexp(_log(y, xp) + log_q, _log(not_y, xp) + log_p)
+        log_u = _log_u(y, log_p, log_q, xp)
         f = xp.exp(_times(gamma, log_u, xp))
         loss = f * a
         if order >= 1:
