@@ -471,9 +471,9 @@ def _labels_narrow_block(
     + (M - z_y) / T` when :math:`e_y < 2^{-60}`, the loss and the row's :math:`a, b`; then the
     gradient :math:`a e_j - b [j = y]` (its target entries in a loop of their own). Fewer
     loops over the rows measured faster: merging the gathers into the sums' loop and the
-    cross-entropy into the losses' took 2.0 -> 1.85 ms on one thread at 65536 x 10 (p20,
-    in one process), the same numbers bit for bit. ``z`` is last read in (3), so ``grad`` may
-    be ``z``.
+    cross-entropy into the losses' took 1.95 -> 1.82 ms on one thread at 65536 x 10 (p20,
+    in one process), the losses within an ulp of before. ``z`` is last read in (3), so
+    ``grad`` may be ``z``.
 
     The shared shift adds :math:`(M - m) / T` (:math:`m` the row's max) to the arguments of
     ``exp``, below :math:`14 + \log C` for the rows not redone; the losses stay within 1-3
