@@ -296,6 +296,31 @@ def test_json_to_stdout_keeps_the_table_on_stderr(tmp_path, capsys) -> None:
     assert "accuracy" in captured.err and "detected: binary" in captured.err
 
 
+@pytest.mark.parametrize("written", ["float32", "6 digits"])
+def test_probabilities_of_limited_precision_are_read_and_renormalised(tmp_path, capsys, written):
+    # A float32 model's probabilities, or text with 6 digits, sum to 1 within ~1e-6, not the
+    # 1.5e-8 of float64; they were refused, even with --pred.
+    y, p = data("multiclass", "probabilities", seed=3)
+    df = frame(y, p, "probabilities")
+    path = str(tmp_path / "p.csv")
+    if written == "float32":
+        df.astype({c: np.float32 for c in df.columns if c.startswith("p_")}).to_csv(
+            path, index=False
+        )
+    else:
+        df.to_csv(path, index=False, float_format="%.6f")
+    read = pd.read_csv(path)
+    given = read[[c for c in read.columns if c.startswith("p_")]].to_numpy()
+    assert np.abs(given.sum(axis=1) - 1).max() > 1e-8  # beyond float64's tolerance
+    expected = reference.report(y, given / given.sum(axis=1, keepdims=True), False)
+    for extra in ([], ["--pred", "p_*"]):
+        out = str(tmp_path / "r.json")
+        assert main(["report", path, *extra, "--bootstrap", "0", "--json", out]) == 0
+        with open(out) as f:
+            reference.assert_close(json.load(f), expected)
+    assert "detected: multiclass, 4 classes" in capsys.readouterr().out
+
+
 def test_rereading_the_file_equals_keeping_it_in_memory(tmp_path, monkeypatch) -> None:
     """Small files are kept between passes; larger ones are read again: the same numbers."""
     from crossent import _report_cli

@@ -85,6 +85,20 @@ def test_detection_of_probabilities_and_logits() -> None:
     assert evaluate(yb, scipy.special.logit(pb), n_bootstrap=0).input == "logits"
 
 
+def test_float32_probabilities_are_accepted_and_renormalised() -> None:
+    # Their rows sum to 1 within ~1e-7, not float64's 1.5e-8; they were refused.
+    y, p = make("multiclass", "probabilities", n=300)
+    p32 = p.astype(np.float32)
+    exact = p32.astype(np.float64) / p32.astype(np.float64).sum(axis=1, keepdims=True)
+    want = evaluate(y, exact, n_bootstrap=0).to_dict()
+    for from_logits in (None, False):
+        got = evaluate(y, p32, from_logits=from_logits, n_bootstrap=0)
+        assert got.input == "probabilities"
+        reference.assert_close(got.to_dict(), want)
+    with pytest.raises(ValueError, match="rows must sum to 1"):
+        evaluate(y, p * 0.999, from_logits=False, n_bootstrap=0)
+
+
 def test_in_between_input_is_refused_with_a_hint() -> None:
     rng = np.random.default_rng(4)
     scores = rng.uniform(0.1, 0.4, size=(50, 3))  # in [0, 1], rows do not sum to 1

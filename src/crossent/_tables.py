@@ -544,11 +544,16 @@ def _check_probabilities(
             i = int(np.argmax(bad))
             raise InputError(
                 f"{_row(offset, i)}: the probabilities in columns {_span(columns)} sum to "
-                f"{pred[i].sum():.6g}, not 1{hint}"
+                f"{pred[i].sum():.6g}, not 1 (tolerance {SUM_TOLERANCE:.2g}){hint}"
             )
 
 
-SUM_TOLERANCE = float(np.finfo(np.float64).eps) ** 0.5  # as crossent's losses (scikit-learn's)
+# Rows of probabilities must sum to 1 within sqrt(eps) of float32, the tolerance crossent's
+# losses (and scikit-learn's log_loss) give float32 input: files and arrays of predictions
+# often hold a float32 model's output, or text with 6-8 digits (a PyTorch float32 softmax of
+# 5 classes, written by pandas, sums to 1 within 2e-7). The report divides such rows by their
+# sums (crossent.report._Pass).
+SUM_TOLERANCE = float(np.finfo(np.float32).eps) ** 0.5
 
 
 def _expand(spec: str, table: Table, option: str) -> list[str]:

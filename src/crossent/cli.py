@@ -39,7 +39,8 @@ or the names of the prediction columns) and either one prediction column (binary
 probability or logit of the positive class) or K columns (multiclass). Without --pred or
 --logits every other column is a prediction column (but for row identifiers: id, index,
 Unnamed: 0), and probabilities are told from logits by their values (all in [0, 1], rows
-summing to 1). What was detected is printed first.
+summing to 1). Rows of probabilities may be off 1 by 3.5e-4 (a float32 model's output, or text
+with a few digits) and are divided by their sums. What was detected is printed first.
 
 Files are read in chunks of --chunk-rows rows, so a file larger than memory is fine: every
 number is merged exactly across chunks (the result does not depend on the chunk size). A file

@@ -166,6 +166,8 @@ class _Pass:
         """
         if self.from_logits:
             probs = sigmoid(pred) if pred.ndim == 1 else softmax(pred, axis=-1)
+        elif pred.ndim == 2:  # rows checked within crossent._tables.SUM_TOLERANCE of 1
+            probs = pred = pred / pred.sum(axis=1, keepdims=True)
         else:
             probs = pred
         width = self.settings.n_bootstrap + 1
@@ -244,6 +246,22 @@ def _detect_from_logits(sample: np.ndarray) -> bool:
     return looks_like_logits(
         sample.reshape(len(sample), -1), "pass from_logits=False or from_logits=True"
     )
+
+
+def _check_probabilities(pred: np.ndarray) -> None:
+    """Probabilities in [0, 1], rows (n, K) summing to 1 within the tolerance of
+    :data:`crossent._tables.SUM_TOLERANCE` (:class:`_Pass` divides them by their sums)."""
+    from ._tables import SUM_TOLERANCE
+
+    if np.any((pred < 0) | (pred > 1)):
+        raise ValueError("y_pred holds probabilities (from_logits=False) outside [0, 1]")
+    if pred.ndim == 2:
+        worst = float(np.max(np.abs(pred.sum(axis=1) - 1)))
+        if worst > SUM_TOLERANCE:
+            raise ValueError(
+                f"y_pred's rows must sum to 1 (tolerance {SUM_TOLERANCE:.2g}); the worst is off "
+                f"by {worst:.3g}"
+            )
 
 
 def _fit_temperature(statistics: Callable[[float], Any], max_iter: int = 100) -> float:
@@ -357,7 +375,9 @@ def evaluate(
         y_pred: predictions, (n,) for binary (probability or logit of class 1) or (n, K).
         from_logits: whether ``y_pred`` holds logits; ``None`` detects it: probabilities when
             every value is in [0, 1] (and, for (n, K), rows sum to 1), logits when some value
-            is outside; in-between input is refused.
+            is outside; in-between input is refused. Rows of probabilities may be off 1 by
+            3.5e-4 (the square root of float32's epsilon: a float32 model's output, or text
+            with a few digits) and are divided by their sums.
         n_bins, n_bootstrap, random_state, confidence_level: calibration error options
             (:func:`crossent.calibration.expected_calibration_error`).
         gamma: focusing parameter of the focal loss.
@@ -394,6 +414,8 @@ def evaluate(
     y = _inputs.labels(y_true, pred.shape[0], n_classes)
     if from_logits is None:
         from_logits = _detect_from_logits(pred)
+    if not from_logits:
+        _check_probabilities(pred)
     settings = Settings(n_bins, n_bootstrap, random_state, gamma, confidence_level)
     return evaluate_chunks(
         lambda: [(y, pred)], n_classes=n_classes, from_logits=from_logits, settings=settings
