@@ -321,6 +321,27 @@ def test_probabilities_of_limited_precision_are_read_and_renormalised(tmp_path, 
     assert "detected: multiclass, 4 classes" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("sign", "message"),
+    [
+        (1, "where the NLL vanished: the predictions separate"),
+        (-1, "at its bound: the predictions"),
+    ],
+)
+def test_a_temperature_at_its_bound_is_explained(tmp_path, capsys, sign, message) -> None:
+    # Logits that separate the classes drive T to 0, logits that point away from the labels to
+    # infinity; the fit stops where the NLL vanishes or at the bound, which the caption says
+    # instead of calling the model over- or under-confident.
+    y = np.arange(60) % 4
+    z = sign * 5.0 * np.eye(4)[y]
+    path = str(tmp_path / "z.csv")
+    write(frame(y, z, "logits"), path)
+    assert main(["report", path, "--bootstrap", "0"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert message in out
+    assert "confident" not in out
+
+
 def test_rereading_the_file_equals_keeping_it_in_memory(tmp_path, monkeypatch) -> None:
     """Small files are kept between passes; larger ones are read again: the same numbers."""
     from crossent import _report_cli
