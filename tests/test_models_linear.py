@@ -184,6 +184,25 @@ def test_sample_weight_equals_repetition_and_string_labels(cancer):
     assert set(weighted.predict(X)) <= {"benign", "malignant"}
 
 
+def test_balanced_class_weight_with_sample_weights_matches_scikit_learn():
+    # scikit-learn (1.9) counts the classes for "balanced" with the sample weights, and its
+    # C multiplies the weighted sum of losses: alpha = 1 / (C * sum of the final weights).
+    X, y = make_classification(
+        300, 4, n_classes=3, n_informative=3, n_redundant=0, weights=[0.6, 0.3, 0.1], random_state=2
+    )
+    sw = np.random.default_rng(0).uniform(0.2, 3.0, size=len(y))
+    totals = np.bincount(y, weights=sw)
+    final = sw * sw.sum() / (3 * totals[y])  # sample weight times the class weight
+    C = 0.5
+    ours = LogisticRegression(alpha=1 / (C * final.sum()), class_weight="balanced", tol=1e-10,
+                              max_iter=5000).fit(X, y, sample_weight=sw)  # fmt: skip
+    ref = linear_model.LogisticRegression(
+        C=C, class_weight="balanced", tol=1e-12, max_iter=5000
+    ).fit(X, y, sample_weight=sw)
+    assert _rel_err(ours.coef_, ref.coef_) < 1e-4
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-5)
+
+
 def test_balanced_class_weight_equals_sample_weights():
     X, y = make_classification(
         300, 4, n_classes=3, n_informative=3, n_redundant=0, weights=[0.6, 0.3, 0.1], random_state=1

@@ -9,7 +9,8 @@ per class with a softmax head for a categorical loss). The training objective is
 the sample-weighted mean loss plus scikit-learn's ``SGDClassifier`` / ``ElasticNet`` penalty on
 the weights :math:`W` (intercepts and biases are not penalised). Here :math:`s_i` is
 ``sample_weight`` times the class weight of :math:`y_i` (scikit-learn's semantics, "balanced"
-included), so ``alpha = 1 / (C * n_samples)`` is ``sklearn.linear_model.LogisticRegression(C=C)``.
+included), so ``alpha = 1 / (C * sum_i s_i)`` is ``sklearn.linear_model.LogisticRegression(C=C)``:
+``1 / (C * n_samples)`` without sample weights, with or without "balanced" class weights.
 The per-example loss, its gradient and (for Newton) its hessian come from
 :func:`crossent.value_and_grad` / :func:`crossent.value_grad_hess`; the penalties from
 :func:`crossent.l2_penalty` and :func:`crossent.l1_penalty`.
@@ -194,10 +195,13 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
                         f"class_weight must be a dict, 'balanced' or None, got "
                         f"{self.class_weight!r}"
                     )
+                # scikit-learn's "balanced" (as of 1.9) from the sample-weighted class counts:
+                # sum(s) / (K * sum of s over class k), the classes present in y
+                totals = np.bincount(y_enc, weights=sample_weight, minlength=self.classes_.size)
                 cw = np.ones(self.classes_.size)
-                cw[present] = compute_class_weight(
-                    "balanced", classes=present, y=y_enc, sample_weight=None
-                )
+                counted = np.zeros(self.classes_.size, dtype=bool)
+                counted[present] = totals[present] > 0
+                cw[counted] = totals.sum() / (present.size * totals[counted])
             else:
                 cw = compute_class_weight(
                     self.class_weight, classes=self.classes_, y=self.classes_[y_enc]
