@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -204,33 +203,31 @@ def render(report: Report) -> Any:
 
 
 def _caption(report: Report) -> str:
-    from .calibration.scaling import LOG_T_BOUND, SEPARATED_NLL
+    from .calibration.scaling import degenerate_temperature
 
     s = report.settings
     t = report.temperature
-    verdict = (
-        "over-confident (T > 1)"
-        if t > 1.01
-        else "under-confident (T < 1)"
-        if t < 0.99
-        else "about right (T close to 1)"
-    )
-    first = f"Fitted temperature {t:.4f}: the given probabilities are {verdict}."
-    # The fit's own stopping rules (crossent.calibration.scaling): the NLL kept falling to a
-    # bound of T, or vanished on the way to T = 0.
-    if math.log(t) >= LOG_T_BOUND - 1e-9:
+    limit = degenerate_temperature(t, report.after.cross_entropy_nats)
+    if limit == "infinity":
         first = (
             f"Fitted temperature {t:.4g}, at its bound: the predictions carry no information "
             f"about the labels (or point away from them); scaled, every class gets about the "
             f"same probability."
         )
-    elif t < 1 and (
-        math.log(t) <= -LOG_T_BOUND + 1e-9 or report.after.cross_entropy_nats < SEPARATED_NLL
-    ):
+    elif limit == "0":
         first = (
             f"Fitted temperature {t:.4g}, where the NLL vanished: the predictions separate the "
             f"classes; scaled, they are certain."
         )
+    else:
+        verdict = (
+            "over-confident (T > 1)"
+            if t > 1.01
+            else "under-confident (T < 1)"
+            if t < 0.99
+            else "about right (T close to 1)"
+        )
+        first = f"Fitted temperature {t:.4f}: the given probabilities are {verdict}."
     lines = [
         first,
         f"ECE: {s.n_bins} equal-width bins (lo, hi]; classwise: the mean over classes.",

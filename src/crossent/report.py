@@ -413,8 +413,8 @@ def evaluate(
     n_classes = 2 if pred.ndim == 1 else pred.shape[1]
     y = _inputs.labels(y_true, pred.shape[0], n_classes)
     if from_logits is None:
-        from_logits = _detect_from_logits(pred)
-    if not from_logits:
+        from_logits = _detect_from_logits(pred)  # checks probabilities as it detects them
+    elif not from_logits:
         _check_probabilities(pred)
     settings = Settings(n_bins, n_bootstrap, random_state, gamma, confidence_level)
     return evaluate_chunks(

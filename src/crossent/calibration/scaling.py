@@ -294,15 +294,29 @@ def _newton_log_temperature(
             step /= 2
             if abs(step) < 1e-12:
                 return math.exp(u), current, passes
-    if abs(u) >= LOG_T_BOUND - 1e-9 or (u < 0 and current.nll < SEPARATED_NLL):
+    limit = degenerate_temperature(math.exp(u), current.nll)
+    if limit is not None:
         warnings.warn(
             f"the fitted temperature exp({u:+.3g}) is at the bound or the NLL vanished: the "
             f"logits separate the classes (or are anti-correlated with them), so the NLL keeps "
-            f"decreasing towards T = {'0' if u < 0 else 'infinity'}",
+            f"decreasing towards T = {limit}",
             RuntimeWarning,
             stacklevel=3,
         )
     return math.exp(u), current, passes
+
+
+def degenerate_temperature(t: float, nll: float) -> str | None:
+    """Where a fitted temperature ``t`` (mean NLL ``nll`` there) was heading when the fit
+    stopped short of an optimum: ``"infinity"`` at the upper bound of ``log T`` (predictions
+    with no information about the labels, or pointing away from them), ``"0"`` at the lower
+    bound or where the NLL vanished (separable classes); ``None`` for an interior optimum."""
+    u = math.log(t)
+    if u >= LOG_T_BOUND - 1e-9:
+        return "infinity"
+    if u < 0 and (u <= -LOG_T_BOUND + 1e-9 or nll < SEPARATED_NLL):
+        return "0"
+    return None
 
 
 class _Scaler:
