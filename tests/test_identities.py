@@ -60,6 +60,26 @@ def test_integer_labels_equal_one_hot(fn):
         assert_allclose(a[1], b[1], rtol=1e-14, atol=1e-16)
 
 
+@pytest.mark.parametrize("fn", [ce.categorical_cross_entropy, ce.categorical_focal_loss])
+def test_gradient_in_probabilities_is_continuous_in_temperature(fn):
+    # Off the simplex (along (1, ..., 1)) the gradient is a convention: T = 1 gives the
+    # textbook -g / p, and a temperature near 1 must give nearly the same, not a vector
+    # shifted by sum(g) (it did: T = 1 + 1e-7 moved the non-target entries from 0 to 1).
+    p = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+    at_one = ce.value_and_grad(fn)(Y, p)[1]
+    near_one = ce.value_and_grad(fn)(Y, p, temperature=1 + 1e-9)[1]
+    assert_allclose(near_one, at_one, rtol=1e-6, atol=1e-7)
+    # Along the simplex it is the derivative, at any temperature: a central difference in a
+    # direction whose entries sum to 0 keeps the rows normalised (relative to p: small p).
+    r = rng.normal(size=p.shape)
+    d = p * (r - np.sum(p * r, axis=1, keepdims=True))
+    for t in (0.5, 1.0, 3.0):
+        grad = ce.value_and_grad(fn)(Y, p, temperature=t)[1]
+        h = 1e-5
+        fd = (fn(Y, p + h * d, temperature=t) - fn(Y, p - h * d, temperature=t)) / (2 * h)
+        assert_allclose(np.sum(grad * d), fd, rtol=1e-7)
+
+
 @pytest.mark.parametrize(
     "case",
     [

@@ -23,7 +23,12 @@ From logits (:math:`L = z - \operatorname{lse}(z)`, so
 
 which for cross-entropy is the familiar :math:`W p_j - g_j` and :math:`W p_j (1 - p_j)` with
 :math:`W = \sum_c g_c`. From probabilities, :math:`\partial \ell / \partial p_c =
-\varphi'_c / p_c`. Temperature divides the logits by :math:`T` (derivatives gain
+\varphi'_c / p_c` (the textbook's :math:`-q_c / p_c`). With a temperature the row is
+re-normalised, :math:`L = \operatorname{log\_softmax}(\log p / T)`; the derivative along the
+simplex is then unique, and its part along :math:`(1, \dots, 1)`, which leaves the simplex,
+is chosen to be continuous at :math:`T = 1`: :math:`\partial \ell / \partial p_c =
+(\partial \ell / \partial x_c + p_c \sum_j \varphi'_j) / (T p_c)` with :math:`x = \log p /
+T`. Temperature divides the logits by :math:`T` (derivatives gain
 :math:`1/T` and :math:`1/T^2`); the z-loss adds :math:`z\,\operatorname{lse}^2`.
 """
 
@@ -137,6 +142,8 @@ def _softmax_term(
         d1 = xp.broadcast_to(d1, lp.p.shape)
         s1 = xp.sum(d1, axis=-1, keepdims=True)
         grad = d1 * lp.v - lp.p * (s1 - d1)
+        if not lp.from_logits:  # the component along (1, ..., 1) of T = 1's (module docstring)
+            grad = grad + lp.clipped * s1
         hess = None
         if order >= 2:
             d2v2 = xp.zeros_like(lp.p) if d2v2 is None else d2v2
