@@ -70,6 +70,11 @@ class _LogProbs:
         self.p = xp.exp(self.log_p)
         self.v = -xp.expm1(self.log_p)
 
+    def top(self, xp: Any) -> Any:
+        """A mask of each row's most probable class (its first, on ties)."""
+        classes = xp.arange(self.p.shape[-1], device=_array.array_api_compat.device(self.p))
+        return xp.argmax(self.log_p, axis=-1, keepdims=True) == classes
+
     def chain(self, grad: Any, hess: Any) -> tuple[Any, Any]:
         """Map derivatives with respect to the scaled logits back to the caller's input."""
         t = self.temperature
@@ -114,9 +119,7 @@ def _hessian_diagonal(d2v2: Any, s1: Any, lp: _LogProbs, xp: Any) -> Any:
     :math:`(p_j / v_m)^2 \varphi''_m v_m^2` with :math:`p_j \le v_m`.
     """
     p, v = lp.p, lp.v
-    n_classes = p.shape[-1]
-    classes = xp.arange(n_classes, device=_array.array_api_compat.device(p))
-    top = xp.argmax(lp.log_p, axis=-1, keepdims=True) == classes
+    top = lp.top(xp)
     zeros = xp.zeros_like(p)
     v_off_top = xp.where(top, xp.ones_like(v), v)
     curvature = xp.where(top, zeros, d2v2 / v_off_top**2)  # phi'' of the other classes
