@@ -243,6 +243,53 @@ def test_partial_fit_and_warm_start(cancer):
     np.testing.assert_allclose(warm.coef_, cold.coef_, atol=1e-5)
 
 
+def test_warm_start_restarts_when_the_parameters_change_layout(cancer):
+    # fit_intercept switched off: the last intercept must not stay frozen in the model (it
+    # did: the refit kept 14.1 and moved the probabilities by up to 0.74), as in scikit-learn
+    X, y = cancer
+    kw = {"alpha": 1 / len(y), "tol": 1e-10, "max_iter": 1000}  # scikit-learn's C = 1
+    reference = linear_model.LogisticRegression(fit_intercept=False, tol=1e-10, max_iter=10000)
+    reference.fit(X, y)
+    for solver in ("lbfgs", "newton"):
+        model = LogisticRegression(solver=solver, warm_start=True, **kw)
+        model.fit(X, y).set_params(fit_intercept=False).fit(X, y)
+        np.testing.assert_array_equal(model.intercept_, 0.0)
+        np.testing.assert_allclose(model.predict_proba(X), reference.predict_proba(X), atol=1e-6)
+
+
+def test_partial_fit_accepts_the_same_classes_in_any_order():
+    # compared with the sorted classes_ (scikit-learn's SGDClassifier accepts these): the
+    # second call had raised "classes must equal the classes given on the first partial_fit"
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = np.array(["no", "yes"] * 10)
+    model = LogisticRegression(solver="sgd")
+    for classes in (["yes", "no"], ["yes", "no"], ["no", "yes", "yes"]):
+        model.partial_fit(X, y, classes=classes)
+    np.testing.assert_array_equal(model.classes_, ["no", "yes"])
+    with pytest.raises(ValueError, match="classes must equal"):
+        model.partial_fit(X, y, classes=["no", "yes", "maybe"])
+
+
+def test_early_stopping_keeps_rows_to_train_on():
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    # 0.99 of each class for validation had left no training row (ZeroDivisionError)
+    model = LogisticRegression(solver="adam", early_stopping=True, validation_fraction=0.99)
+    assert model.fit(X, y).n_iter_ >= 1
+    with pytest.raises(ValueError, match=r"validation_fraction must lie in \[0, 1\)"):
+        LogisticRegression(early_stopping=True, validation_fraction=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="early_stopping=True needs a validation set"):
+        LogisticRegression(solver="sgd", early_stopping=True).fit([[0.0], [1.0], [2.0]], [0, 1, 2])
+
+
+def test_negative_sample_weights_are_rejected():
+    # the model had fitted all-zero coefficients without a word when they summed to 0
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.raises(ValueError, match="sample_weight must be non-negative"):
+        LogisticRegression().fit(X, y, sample_weight=np.r_[np.ones(30), -np.ones(30)])
+
+
 def test_early_stopping_and_convergence_warning(cancer):
     X, y = cancer
     with pytest.warns(ConvergenceWarning, match="did not converge"):

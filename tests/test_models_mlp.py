@@ -170,6 +170,19 @@ def test_partial_fit_early_stopping_class_weight(iris):
     assert (bal.predict(Xi) == 1).sum() > (base.predict(Xi) == 1).sum()
 
 
+def test_warm_start_after_new_hidden_layers_starts_afresh(iris):
+    # (2,) and (2, 1) hidden layers on 4 features both have 19 parameters (with 3 classes):
+    # the old weights had been read in the new shapes instead of a fresh start
+    X, y = iris
+    kw = {"solver": "sgd", "learning_rate": 0.0, "max_iter": 1, "random_state": 0}
+    model = _fitted(MLPClassifier((2,), warm_start=True, **kw), X, y)
+    _fitted(model.set_params(hidden_layer_sizes=(2, 1)), X, y)
+    fresh = _fitted(MLPClassifier((2, 1), **kw), X, y)
+    params, fresh_params = model.coefs_ + model.intercepts_, fresh.coefs_ + fresh.intercepts_
+    for a, b in zip(params, fresh_params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_focal_loss_and_string_labels(iris):
     X, y = iris
     labels = np.array(["setosa", "versicolor", "virginica"])[y]

@@ -135,8 +135,11 @@ def _integer(value: Any, name: str, low: int) -> None:
 class BaseClassifier(ClassifierMixin, BaseEstimator):
     """Shared ``fit``/``partial_fit``/``predict`` of the crossent classifiers.
 
-    Subclasses implement ``_init_theta``, ``_logits``, ``_backward``, ``_penalised`` and
-    ``_set_fitted`` on a flat parameter vector, and may provide ``_hessp``.
+    Subclasses implement ``_layout``, ``_init_theta``, ``_logits``, ``_backward``,
+    ``_penalised`` and ``_set_fitted`` on a flat parameter vector, and may provide ``_hessp``.
+    ``warm_start`` and ``partial_fit`` continue from the last parameters when their layout
+    (``_layout``: the shapes, and which parameters are fitted) is unchanged, and start afresh
+    otherwise.
     """
 
     # -- parameter checks ---------------------------------------------------------------
@@ -151,7 +154,7 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         _integer(self.max_iter, "max_iter", 1)
         in_range(self.learning_rate, "learning_rate", 0.0)
         in_range(self.momentum, "momentum", 0.0, 1.0, high_open=True)
-        in_range(self.validation_fraction, "validation_fraction", 0.0, 1.0)
+        in_range(self.validation_fraction, "validation_fraction", 0.0, 1.0, high_open=True)
         _integer(self.n_iter_no_change, "n_iter_no_change", 1)
         if self.batch_size != "auto":
             _integer(self.batch_size, "batch_size", 1)
@@ -169,6 +172,9 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float64, y_numeric=False)
         check_classification_targets(y)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if np.any(sample_weight < 0):
+            low = float(sample_weight.min())
+            raise ValueError(f"sample_weight must be non-negative, got a minimum of {low}")
         return X, y, sample_weight
 
     def _encode(self, y: np.ndarray, classes: Any, keep: bool) -> np.ndarray:
@@ -262,7 +268,7 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         first = not (partial and hasattr(self, "_theta"))
         X, y, sample_weight = self._validate(X, y, sample_weight, reset=first)
         if partial and not first and classes is not None:
-            if not np.array_equal(np.asarray(classes), self.classes_):
+            if not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
                 raise ValueError("classes must equal the classes given on the first partial_fit")
         if partial and first and classes is None:
             raise ValueError("classes must be given on the first call to partial_fit")
@@ -273,10 +279,9 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         n_out = 1 if term.binary else n_classes
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
 
-        warm = (partial and not first) or (
-            self.warm_start and hasattr(self, "_theta") and self._n_outputs == n_out
-        )
-        if warm and self._theta.size == self._n_params(X.shape[1], n_out):
+        layout = self._layout(X.shape[1], n_out)
+        warm = (partial and not first) or self.warm_start
+        if warm and getattr(self, "_fitted_layout", None) == layout:
             theta0 = self._theta.copy()
         else:
             theta0 = self._init_theta(X.shape[1], n_out, rng)
@@ -323,7 +328,7 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
                 state=self._state,
                 warn=not partial,
             )
-        self._theta = result.theta
+        self._theta, self._fitted_layout = result.theta, layout
         self.n_iter_ = result.n_iter
         self.loss_ = result.loss
         if solver in ("sgd", "adam"):  # per-epoch training objective, across partial_fit calls
@@ -380,11 +385,18 @@ def _subset(term: DataTerm, rows: np.ndarray) -> DataTerm:
 
 
 def _split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple:
-    """Stratified train/validation row indices (at least one validation row per class)."""
+    """Stratified train/validation row indices: of each class with two rows or more, a
+    ``fraction`` of its rows for validation, at least one, and at least one left to train on."""
     train, val = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        k = max(1, round(fraction * idx.size)) if idx.size > 1 else 0
+        k = min(max(1, round(fraction * idx.size)), idx.size - 1)
         val.append(idx[:k])
         train.append(idx[k:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+    val_rows = np.sort(np.concatenate(val))
+    if val_rows.size == 0:
+        raise ValueError(
+            "early_stopping=True needs a validation set, but every class has a single example; "
+            "use early_stopping=False"
+        )
+    return np.sort(np.concatenate(train)), val_rows

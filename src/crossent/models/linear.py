@@ -121,6 +121,9 @@ class LogisticRegression(BaseClassifier):
     def _n_params(self, n_features: int, n_out: int) -> int:
         return n_out * (n_features + 1)
 
+    def _layout(self, n_features: int, n_out: int) -> tuple:
+        return n_features, n_out, bool(self.fit_intercept)
+
     def _init_theta(self, n_features: int, n_out: int, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(self._n_params(n_features, n_out))
 

@@ -166,6 +166,9 @@ class MLPClassifier(BaseClassifier):
             k += (i + 1) * o
         return layers
 
+    def _layout(self, n_features: int, n_out: int) -> tuple:
+        return tuple(self._shapes(n_features, n_out))
+
     def _init_theta(self, n_features: int, n_out: int, rng: np.random.Generator) -> np.ndarray:
         parts = []
         for i, o in self._shapes(n_features, n_out):
