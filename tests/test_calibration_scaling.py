@@ -180,6 +180,9 @@ def test_transform_and_predict_proba():
     out = ts.transform(z32)
     assert out.dtype == np.float32 and out.shape == z.shape
     np.testing.assert_allclose(out, z / ts.temperature_, rtol=1e-6)
+    z16 = z.astype(np.float16)  # computed in float32, returned in float16 (had been float32)
+    assert ts.transform(z16).dtype == ts.predict_proba(z16).dtype == np.float16
+    np.testing.assert_allclose(ts.transform(z16), z16 / ts.temperature_, rtol=1e-3)
     proba = ts.predict_proba(z)
     np.testing.assert_allclose(proba, np.exp(log_softmax(z / ts.temperature_, axis=1)), atol=1e-15)
     np.testing.assert_array_equal(proba.argmax(1), z.argmax(1))  # accuracy unchanged

@@ -95,6 +95,18 @@ def test_labels_by_name_index_or_truth_value() -> None:
         _tables.labels_to_indices(np.array([1.0, 0.5]), "y", ["p"], binary=True)
 
 
+def test_text_labels_that_name_classes_are_not_read_as_indices() -> None:
+    # "1", "2", "3" for prob_1 .. prob_3 had mixed the two readings: "1" and "2" as class
+    # indices (prob_2 and prob_3), "3" as a name (prob_3), so "2" and "3" met in one class
+    names, columns = ["1", "2", "3"], ["prob_1", "prob_2", "prob_3"]
+    values = np.array(["1", "2", "3", "prob_2"], dtype=object)
+    got = _tables.labels_to_indices(values, "y", names, binary=False, columns=columns)
+    np.testing.assert_array_equal(got, [0, 1, 2, 1])
+    for label in ("0", 0):  # an index only, here: refused rather than guessed
+        with pytest.raises(_tables.InputError, match="matches no prediction column"):
+            _tables.labels_to_indices(np.array([label], dtype=object), "y", names, False, 0)
+
+
 def test_parquet_nulls_are_reported_by_row(tmp_path) -> None:
     df = frame().astype({"p_b": "float64"})
     df.loc[12, "p_b"] = None

@@ -499,12 +499,17 @@ def labels_to_indices(
                 f"match the {what}: labels must be class indices {classes}"
             )
         return ints.astype(np.int64)
-    # Text labels: names of the prediction columns or of their classes, or class indices.
+    # Text labels: names of the prediction columns or of their classes, or class indices
+    # unless a name reads as one: labels "1", "2", "3" for columns prob_1 .. prob_3 are names
+    # (read as indices where they could be, "1" and "2" had meant prob_2 and prob_3).
     lookup = {name: k for k, name in enumerate(class_names)}
     lookup.update({name: k for k, name in enumerate(columns or ())})
     if binary:
         lookup = {"false": 0, "true": 1, "False": 0, "True": 1}
-    lookup.update({str(k): k for k in range(n_classes)})
+    indices = {str(k): k for k in range(n_classes)}
+    by_index = not (lookup.keys() & indices.keys())
+    if by_index:
+        lookup.update(indices)
     out = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
         if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -514,7 +519,7 @@ def labels_to_indices(
             )
         text = str(v).strip()
         k = lookup.get(text)
-        if k is None and isinstance(v, (int, np.integer)) and 0 <= v < n_classes:
+        if k is None and by_index and isinstance(v, (int, np.integer)) and 0 <= v < n_classes:
             k = int(v)
         if k is None:
             expected = "0/1 or true/false" if binary else ", ".join(class_names)

@@ -146,8 +146,8 @@ def logits(
     choice(input, "input", INPUTS)
     z = as_numpy(x)
     not_empty(z, name)
+    dtype = _validation.result_dtype(z, np)  # the caller's (float16 is computed in float32)
     z = _validation.predictions(z, np, name)
-    dtype = z.dtype
     if z.ndim == 2 and z.shape[1] == 1:
         z = z[:, 0]
     if z.ndim not in (1, 2):
@@ -160,7 +160,7 @@ def logits(
     _validation.probabilities(z, np, name)
     if z.ndim == 2:
         _validation.sums_to_one(z, np, name)
-    return probability_logits(z.astype(np.float64), float(np.finfo(dtype).eps)), dtype, False
+    return probability_logits(z.astype(np.float64), float(np.finfo(z.dtype).eps)), dtype, False
 
 
 def probability_logits(p: np.ndarray, eps: float) -> np.ndarray:
