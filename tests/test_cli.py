@@ -296,6 +296,19 @@ def test_json_to_stdout_keeps_the_table_on_stderr(tmp_path, capsys) -> None:
     assert "accuracy" in captured.err and "detected: binary" in captured.err
 
 
+def test_json_is_strict_and_two_columns_are_not_called_multiclass(tmp_path, capsys) -> None:
+    # one row: every bootstrap replicate may draw none, and the interval is undefined; the
+    # JSON had held NaN, which strict parsers refuse
+    path = tmp_path / "one.csv"
+    path.write_text("label,a,b\n0,2.0,-1.0\n")
+    args = ["report", str(path), "--bootstrap", "1", "--seed", "2", "--json", "-"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out, parse_constant=lambda c: pytest.fail(f"JSON holds {c}"))
+    assert report["before"]["brier_score"]["low"] is None
+    assert report["kind"] == "binary" and "detected: 2 classes (a, b), logits" in captured.err
+
+
 @pytest.mark.parametrize("written", ["float32", "6 digits"])
 def test_probabilities_of_limited_precision_are_read_and_renormalised(tmp_path, capsys, written):
     # A float32 model's probabilities, or text with 6 digits, sum to 1 within ~1e-6, not the
@@ -392,9 +405,13 @@ def test_a_missing_extra_is_named(tmp_path, capsys, monkeypatch, module, extra) 
         ("--bins", "0", "argument --bins: expected a positive integer, got 0"),
         ("--bootstrap", "-1", "argument --bootstrap: expected an integer >= 0, got -1"),
         ("--bootstrap", "many", "argument --bootstrap: expected an integer >= 0, got 'many'"),
+        # these had reached the library: status 1, and a message naming no option
+        ("--seed", "-1", "argument --seed: expected an integer >= 0, got -1"),
+        ("--gamma", "-1", "argument --gamma: expected a finite number >= 0, got -1"),
+        ("--gamma", "inf", "argument --gamma: expected a finite number >= 0, got inf"),
     ],
 )
-def test_bad_integer_options_exit_2(capsys, option: str, value: str, message: str) -> None:
+def test_bad_numeric_options_exit_2(capsys, option: str, value: str, message: str) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["report", "scores.csv", option, value])
     assert exited.value.code == 2

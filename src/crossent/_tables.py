@@ -367,7 +367,8 @@ class Predictions:
         if self.binary:
             kind = f"binary ({self.pred_columns[0]} scores class 1)"
         else:
-            kind = f"multiclass, {self.n_classes} classes ({_span(self.pred_columns)})"
+            kind = f"{self.n_classes} classes ({_span(self.pred_columns)})"
+            kind = kind if self.n_classes == 2 else f"multiclass, {kind}"  # 2: binary, in 2 columns
         space = "logits" if self.from_logits else "probabilities"
         skipped = f"; ignored: {', '.join(self.ignored)}" if self.ignored else ""
         return f"{kind}, {space}; labels: {self.target}{skipped}"

@@ -224,7 +224,7 @@ def in_range(
     too_high = high is not None and (value >= high if high_open else value > high)
     if not np.isfinite(value) or too_low or too_high:
         lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
+        hi = ")" if high_open or high is None else "]"  # infinity is refused too
         upper = "inf" if high is None else f"{high:g}"
         raise ValueError(f"{name} must lie in {lo}{low:g}, {upper}{hi}, got {value!r}")
     return value

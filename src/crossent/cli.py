@@ -95,6 +95,17 @@ _positive_int = _int_at_least(1, "a positive integer")
 _non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
+def _non_negative_float(text: str) -> float:
+    """An argparse ``type``: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30, width=100)
 
@@ -154,10 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
         "files the bootstrap takes most of the time)",
     )
     metrics.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="bootstrap random seed (default: 0)"
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="bootstrap random seed (default: 0)",
     )
     metrics.add_argument(
-        "--gamma", type=float, default=2.0, metavar="G", help="focal loss gamma (default: 2)"
+        "--gamma",
+        type=_non_negative_float,
+        default=2.0,
+        metavar="G",
+        help="focal loss gamma (default: 2)",
     )
     scale = report.add_argument_group("scale")
     scale.add_argument(
@@ -188,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="crossent-demo",
         help="output folder (default: crossent-demo)",
     )
-    demo.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
+    demo.add_argument(
+        "--seed", type=_non_negative_int, default=0, metavar="N", help="random seed (default: 0)"
+    )
     demo.add_argument("-q", "--quiet", action="store_true", help="print no table")
     demo.set_defaults(run=_run_demo)
 

@@ -59,6 +59,17 @@ class Settings:
     confidence_level: float = 0.95
 
 
+def _json_ready(value: Any) -> Any:
+    """``value`` with every non-finite float, at any depth, replaced by ``None``."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 @dataclass
 class Interval:
     """A metric with its bootstrap percentile interval (``low = high = None`` without)."""
@@ -104,7 +115,11 @@ class Report:
         return out
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **{"indent": 2, **kwargs})
+        """:meth:`to_dict` as strict JSON: an undefined number (a bootstrap interval whose
+        replicates all drew no rows) is ``null``, not the ``NaN`` that JSON lacks."""
+        return json.dumps(
+            _json_ready(self.to_dict()), **{"indent": 2, "allow_nan": False, **kwargs}
+        )
 
     def plot(self, path: str | None = None) -> Any:
         """Reliability diagrams before and after temperature scaling, side by side.

@@ -133,7 +133,8 @@ def summarise(values: np.ndarray, confidence_level: float) -> float | BootstrapR
         return float(values[0])
     reps = values[1:]
     tail = 100 * (1 - confidence_level) / 2
-    low, high = np.nanpercentile(reps, [tail, 100 - tail])
+    drawn = reps[~np.isnan(reps)]  # NaN: a replicate that drew no rows
+    low, high = np.percentile(drawn, [tail, 100 - tail]) if drawn.size else (np.nan, np.nan)
     return BootstrapResult(float(values[0]), float(low), float(high), confidence_level, reps)
 
 
