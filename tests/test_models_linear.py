@@ -171,6 +171,18 @@ def test_callable_loss_and_label_smoothing():
     assert np.abs(smooth.coef_).sum() < np.abs(by_name.coef_).sum()  # smoothing shrinks logits
 
 
+def test_probabilities_are_those_of_the_tempered_likelihood():
+    # CE(W x / T) + alpha / 2 |W|^2 is, with V = W / T, CE(V x) + alpha T^2 / 2 |V|^2: the
+    # model trained with a temperature is the plain one with alpha T^2, and its probabilities
+    # are softmax(z / T) (predict_proba had left out T: far too confident at T = 3)
+    X, y = _scaled(load_iris)
+    kw = {"tol": 1e-10, "max_iter": 2000}
+    tempered = LogisticRegression(alpha=0.01, loss_params={"temperature": 3.0}, **kw).fit(X, y)
+    plain = LogisticRegression(alpha=0.09, **kw).fit(X, y)
+    np.testing.assert_allclose(tempered.predict_proba(X), plain.predict_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(tempered.predict(X), plain.predict(X))
+
+
 def test_sample_weight_equals_repetition_and_string_labels(cancer):
     X, y = cancer
     X, y = X[:120], y[:120]

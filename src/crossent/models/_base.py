@@ -350,8 +350,9 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         return z
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (n, n_classes), in the order of ``classes_``."""
-        z = self.decision_function(X)
+        """Class probabilities (n, n_classes), in the order of ``classes_``: those of the
+        likelihood trained, so with the loss's ``temperature`` (``loss_params``) if any."""
+        z = self.decision_function(X) / (self.loss_params or {}).get("temperature", 1.0)
         if z.ndim == 1:
             p = sigmoid(z)
             return np.stack([1 - p, p], axis=1)

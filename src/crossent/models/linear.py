@@ -26,7 +26,8 @@ class LogisticRegression(BaseClassifier):
         loss: ``"cross_entropy"`` (alias ``"log_loss"``), ``"focal"``, or a crossent loss
             function (``crossent.binary_focal_loss``, ``crossent.categorical_cross_entropy``...).
         loss_params: keyword arguments of that loss, e.g. ``{"gamma": 2.0}``,
-            ``{"label_smoothing": 0.1}``, ``{"pos_weight": 5.0}``.
+            ``{"label_smoothing": 0.1}``, ``{"pos_weight": 5.0}``; with a ``temperature``,
+            :meth:`predict_proba` gives the tempered probabilities the loss was trained on.
         penalty: ``"l2"``, ``"l1"``, ``"elasticnet"`` or ``None``.
         alpha: penalty strength :math:`\alpha \ge 0`.
         l1_ratio: :math:`\rho` in [0, 1], used by ``"elasticnet"``.
