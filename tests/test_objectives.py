@@ -247,6 +247,55 @@ def test_focal_hessian_policies():
 @pytest.mark.parametrize(
     ("loss", "params", "k"),
     [
+        ("cross_entropy", {"pos_weight": 3.0}, 2),
+        ("focal", {"gamma": 2.0, "alpha": 0.5}, 2),
+        ("cross_entropy", {"class_weight": [2.0, 0.5, 1.0]}, 3),
+        ("focal", {"gamma": 1.0, "alpha": [2.0, 2.0, 2.0], "temperature": 2.0}, 3),
+    ],
+)
+def test_fisher_hessian_scales_with_the_loss_weights(data, loss, params, k):
+    # E_y[g^2] is quadratic in a weight, the gradient linear: the Newton step had scaled as
+    # 1 / weight (alpha = 0.5 doubled it); the weights now factor out, as the observed label's
+    _, y3, y2 = data
+    y = y3 if k == 3 else y2
+    z = np.random.default_rng(4).normal(size=(600, 3) if k == 3 else 600)
+    kw = {"n_classes": k, "multiclass_scale": 1.0}
+    weighted = objectives.xgboost(loss, loss_params=params, hessian="fisher", **kw)
+    plain = {key: v for key, v in params.items() if key not in ("alpha", "class_weight")}
+    plain.pop("pos_weight", None)
+    unweighted = objectives.xgboost(loss, loss_params=plain, hessian="fisher", **kw)
+    h, h_plain = _derivs(weighted, y, z)[1], _derivs(unweighted, y, z)[1]
+    g, g_plain = _derivs(weighted, y, z)[0], _derivs(unweighted, y, z)[0]
+    with np.errstate(invalid="ignore", divide="ignore"):  # the same factor on both
+        np.testing.assert_allclose(h / h_plain, np.where(g_plain != 0, g / g_plain, h / h_plain))
+    if loss != "focal":  # and for cross-entropy, weighted or not, the exact hessian
+        exact = objectives.xgboost(loss, loss_params=params, hessian="exact", **kw)
+        np.testing.assert_allclose(h, _derivs(exact, y, z)[1], rtol=1e-12, atol=1e-15)
+
+
+def test_temperature_in_link_fisher_and_z_loss_init_score():
+    # the model trained with a temperature is softmax(z / T): the link had returned softmax(z)
+    # (probabilities of a model never trained) and the Fisher hessian used them too; with a
+    # z-loss the best constant has lse = 0, which the centring had moved (loss 1.79, not 0.90)
+    y = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    freq = np.array([0.6, 0.3, 0.1])
+    tempered = objectives.xgboost(n_classes=3, loss_params={"temperature": 2.0})
+    np.testing.assert_allclose(tempered.link(tempered.init_score(y)[None]), [freq], rtol=1e-7)
+    z = np.random.default_rng(6).normal(size=(100, 3))
+    fisher = objectives.xgboost(
+        n_classes=3, loss_params={"temperature": 2.0}, hessian="fisher", multiclass_scale=1.0
+    )
+    exact = objectives.xgboost(
+        n_classes=3, loss_params={"temperature": 2.0}, hessian="exact", multiclass_scale=1.0
+    )
+    np.testing.assert_allclose(_derivs(fisher, y, z)[1], _derivs(exact, y, z)[1], rtol=1e-10)
+    with_z = objectives.xgboost(n_classes=3, loss_params={"z_loss": 0.5}).init_score(y)
+    np.testing.assert_allclose(with_z, np.log(freq), atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("loss", "params", "k"),
+    [
         (crossent.categorical_focal_loss, {"gamma": 0.5}, 3),
         (crossent.categorical_cross_entropy, {"label_smoothing": 0.1}, 3),
         (crossent.binary_cross_entropy, {"pos_weight": 4.0, "label_smoothing": 0.2}, 2),
@@ -303,6 +352,14 @@ def test_focal_init_score_minimises_focal_loss():
     ).x
     c = objectives.catboost("focal", loss_params={"gamma": 2.0}).init_score(y)
     assert c == pytest.approx(best, abs=1e-6)
+    # at 1 positive in 2000 (gamma = 3) L-BFGS's default ftol had stopped 8.5e-5 short
+    rare = np.zeros(2000)
+    rare[0] = 1.0
+    obj = objectives.xgboost("focal", loss_params={"gamma": 3.0})
+    root = optimize.brentq(
+        lambda c: obj.derivatives.grad_hess(rare, np.full(2000, c))[0].sum(), -6, 0
+    )
+    assert obj.init_score(rare) == pytest.approx(root, abs=1e-7)
     assert abs(c - np.log(0.1 / 0.9)) > 0.5  # focal loss is not proper: not the log-odds
 
 
@@ -328,6 +385,8 @@ def test_link():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         objectives.xgboost(**kwargs)
+    with pytest.raises(ValueError, match=match):  # had been a ZeroDivisionError for n_classes=1
+        objectives.lightgbm(**kwargs)
 
 
 def test_bad_labels_and_margins():
@@ -336,3 +395,5 @@ def test_bad_labels_and_margins():
         obj.derivatives.grad_hess(np.array([0, 3]), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="raw margins"):
         obj.derivatives.grad_hess(np.array([0, 1]), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="non-negative"):  # had given negative hessians
+        obj.derivatives.grad_hess(np.array([0, 1]), np.zeros((2, 3)), np.array([1.0, -1.0]))

@@ -85,7 +85,6 @@ def lightgbm(
     cross-entropy this reproduces the built-in ``binary`` / ``multiclass`` objectives.
     Reference: Ke et al., "LightGBM", NeurIPS 2017.
     """
-    scale = n_classes / (n_classes - 1) if multiclass_scale is None else multiclass_scale
     return for_lightgbm(
         Derivatives(
             loss,
@@ -93,7 +92,7 @@ def lightgbm(
             loss_params=loss_params,
             hessian=hessian,
             hessian_floor=hessian_floor,
-            multiclass_scale=scale,
+            multiclass_scale=multiclass_scale,
         )
     )
 

@@ -12,10 +12,14 @@ computes :math:`s_i g_i` and :math:`s_i h_i` (``s`` the sample weight) with
 * ``"clip"``: ``max(exact, floor)`` with ``floor = 1e-6`` by default (``hessian_floor``).
 * ``"fisher"``: the Fisher information of the margin under the model's own prediction,
   :math:`\mathbb{E}_{y \sim p}[(\partial \ell(y, z) / \partial z)^2]` (per class for softmax:
-  :math:`\sum_k p_k\, (\partial \ell(k, z) / \partial z_c)^2`), computed from the analytic
-  gradient at every possible label. It is never negative, and for cross-entropy it equals the
-  exact hessian (:math:`p(1-p)`), so plain cross-entropy is unchanged. Reference: Amari,
-  "Natural gradient works efficiently in learning", Neural Computation 10 (1998).
+  :math:`\sum_k p_k\, (\partial \ell(k, z) / \partial z_c)^2`, :math:`p` with the loss's
+  temperature), computed from the analytic gradient at every possible label of the loss
+  without its weights (``alpha``, ``class_weight``, ``pos_weight``), then multiplied by the
+  weight of the row's own label, as the gradient is: squared inside the expectation, a weight
+  would scale the Newton step by its inverse. It is never negative, and for cross-entropy,
+  weighted or not, it equals the exact hessian (:math:`w_y\, p(1-p)`), so cross-entropy is
+  unchanged. Reference: Amari, "Natural gradient works efficiently in learning", Neural
+  Computation 10 (1998).
 
 ``hessian="auto"`` (the default) is ``"exact"`` for cross-entropy, which is convex in the
 margins, and ``"clip"`` for focal loss: identical to the exact hessian wherever that is
@@ -29,8 +33,9 @@ scale it to stay a safe Newton step: XGBoost's ``multi:softprob`` uses :math:`2p
 bound of the full hessian :math:`\operatorname{diag}(p) - pp^\top` (which is diagonally dominant
 with off-diagonal row sums :math:`p_c(1-p_c)`); LightGBM's ``multiclass`` uses
 :math:`\frac{C}{C-1}p(1-p)` (Friedman, "Greedy function approximation", Ann. Statist. 29 (2001),
-algorithm 6). ``multiclass_scale`` applies that factor; each library's default is its built-in
-one, so plain cross-entropy reproduces the built-in objective.
+algorithm 6). ``multiclass_scale`` applies that factor; XGBoost's and LightGBM's defaults are
+their built-in ones, so plain cross-entropy reproduces their built-in objectives. (CatBoost's
+``MultiClass`` hands its leaf step the full hessian, which a diagonal does not reproduce.)
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ BINARY = (binary_cross_entropy, binary_focal_loss)
 _CATEGORICAL = (categorical_cross_entropy, categorical_focal_loss)
 _CONVEX = (binary_cross_entropy, categorical_cross_entropy)
 HESSIANS = ("auto", "exact", "clip", "fisher")
+_LABEL_WEIGHTS = ("alpha", "class_weight", "pos_weight")  # factored out of the Fisher hessian
 
 
 def resolve(loss: Any, n_classes: int) -> Callable:
@@ -102,12 +108,15 @@ class Derivatives:
         loss_params: dict | None,
         hessian: str,
         hessian_floor: float,
-        multiclass_scale: float,
+        multiclass_scale: float | None,
     ) -> None:
         self.fn = resolve(loss, n_classes)
         self.binary = self.fn in BINARY
         self.n_classes = n_classes
         self.params = dict(loss_params or {})
+        self.temperature = float(self.params.get("temperature", 1.0))  # softmax losses'
+        if multiclass_scale is None:  # LightGBM's C / (C - 1)
+            multiclass_scale = n_classes / (n_classes - 1)
         if hessian not in HESSIANS:
             raise ValueError(f"hessian must be one of {HESSIANS}, got {hessian!r}")
         if hessian == "auto":
@@ -149,7 +158,10 @@ class Derivatives:
     def _weights(self, weight: Any, n: int) -> np.ndarray | None:
         if weight is None or np.size(weight) == 0:
             return None
-        return np.asarray(weight, dtype=np.float64).reshape(n)
+        weight = np.asarray(weight, dtype=np.float64).reshape(n)
+        if not np.all(weight >= 0):  # negative hessians otherwise; NaN too
+            raise ValueError("sample weights must be non-negative numbers")
+        return weight
 
     def loss(self, y: Any, raw: Any, weight: Any = None) -> tuple[float, float]:
         """(weighted sum of the per-row losses, sum of the weights)."""
@@ -167,7 +179,7 @@ class Derivatives:
         kw = {"from_logits": True, "reduction": "none", **self.params}
         if self.hessian == "fisher":  # the loss's own hessian is not needed
             grad = _derivatives.value_and_grad(self.fn)(y, z, **kw)[1]
-            hess = self._fisher(z)
+            hess = self._fisher(y, z)
         else:
             _, grad, hess = _derivatives.value_grad_hess(self.fn)(y, z, **kw)
             if self.hessian == "clip":
@@ -179,21 +191,42 @@ class Derivatives:
             grad, hess = w * grad, w * hess
         return grad, hess
 
-    def _fisher(self, z: np.ndarray) -> np.ndarray:
-        """:math:`E_{y \\sim p}[g(y)^2]` from the analytic gradients at every label."""
+    def _fisher(self, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """:math:`E_{y' \\sim p}[g(y')^2]` of the unweighted loss, from its analytic gradients at
+        every label, times the weight of the row's label ``y`` (module docstring)."""
         vg = _derivatives.value_and_grad(self.fn)
-        kw = {"from_logits": True, "reduction": "none", **self.params}
+        plain = {k: v for k, v in self.params.items() if k not in _LABEL_WEIGHTS}
+        kw = {"from_logits": True, "reduction": "none", **plain}
         if self.binary:
             p = sigmoid(z)
             g1 = vg(np.ones_like(z), z, **kw)[1]
             g0 = vg(np.zeros_like(z), z, **kw)[1]
-            return p * g1**2 + (1 - p) * g0**2
-        p = softmax(z, axis=1)
+            return (p * g1**2 + (1 - p) * g0**2) * self._label_weight(y)
+        p = softmax(z / self.temperature, axis=1)
         out = np.zeros_like(z)
         for k in range(self.n_classes):
             gk = vg(np.full(z.shape[0], k), z, **kw)[1]
             out += p[:, k : k + 1] * gk**2
-        return out
+        return out * self._label_weight(y)[:, None]
+
+    def _label_weight(self, y: np.ndarray) -> np.ndarray:
+        """The factor the loss's weights put on each row: ``pos_weight`` or ``alpha`` of its
+        (smoothed) binary target, or ``class_weight`` times ``alpha`` of its class."""
+        if self.binary:
+            eps = self.params.get("label_smoothing", 0.0)
+            t = y * (1 - eps) + eps / 2
+            pos_weight = self.params.get("pos_weight")
+            if pos_weight is not None:
+                return np.asarray(pos_weight, dtype=np.float64) * t + (1 - t)
+            alpha = self.params.get("alpha")
+            return np.ones_like(t) if alpha is None else alpha * t + (1 - alpha) * (1 - t)
+        weight = np.ones(y.shape[0])
+        for name in ("class_weight", "alpha"):
+            factor = self.params.get(name)
+            if factor is not None:
+                factor = np.asarray(factor, dtype=np.float64)
+                weight = weight * (factor[y] if factor.ndim else factor)
+        return weight
 
     def init_score(self, y: Any, sample_weight: Any = None) -> float | np.ndarray:
         """The constant margin minimising the weighted mean loss (a float, or (C,) centred).
@@ -220,13 +253,16 @@ class Derivatives:
             value, grad = vg(y, z, from_logits=True, sample_weight=w, **self.params)
             return float(value), np.atleast_1d(grad.sum(axis=0))
 
-        res = optimize.minimize(fun, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-10})
-        c = res.x
-        return float(c[0]) if self.binary else c - c.mean()
+        options = {"gtol": 1e-10, "ftol": 1e-15}  # the default ftol stops short (focal: 1e-4)
+        c = optimize.minimize(fun, start, jac=True, method="L-BFGS-B", options=options).x
+        if self.binary:
+            return float(c[0])
+        return c if self.params.get("z_loss") else c - c.mean()  # z-loss: not shift-invariant
 
     def link(self, raw: Any) -> np.ndarray:
-        """Probabilities from raw margins: sigmoid (n,) or softmax over classes (n, C)."""
+        """Probabilities from raw margins: sigmoid (n,) or softmax over classes (n, C), with
+        the loss's temperature (the model trained is ``softmax(z / T)``)."""
         z = np.asarray(raw, dtype=np.float64)
         if self.binary:
             return sigmoid(z)
-        return softmax(z.reshape(-1, self.n_classes), axis=1)
+        return softmax(z.reshape(-1, self.n_classes) / self.temperature, axis=1)
