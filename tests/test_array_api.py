@@ -79,6 +79,37 @@ def test_torch_second_derivatives_through_the_loss_equal_the_analytic_hessian(ca
     assert_allclose(diag.numpy(), want_hess, rtol=1e-10, atol=1e-14, name="hessian")
 
 
+@pytest.mark.parametrize("lib", ["torch", "array_api_strict"])
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32"])
+def test_small_integer_labels_are_compared_as_numbers(lib, dtype):
+    # PyTorch compares a uint8 tensor with -100 as 156 and an int8 one with 200 as -56: label
+    # 156 had been ignored, label 3 of 200 classes refused; class weights had crashed (int16)
+    # and array_api_strict had raised OverflowError on uint8
+    n_classes = 200 if dtype != "int8" else 120
+    z = np.random.default_rng(0).normal(size=(3, n_classes))
+    y = np.array([n_classes - 44, 3, 0]).astype(dtype)
+    w = np.linspace(0.5, 2.0, n_classes)
+    for fn, kw in (
+        (ce.categorical_cross_entropy, {"class_weight": w}),
+        (ce.categorical_focal_loss, {"reduction": "none"}),
+        (ce.distillation_loss, {"teacher_logits": z[::-1].copy(), "reduction": "none"}),
+    ):
+        ref = fn(
+            y.astype(np.int64),
+            z,
+            **({"from_logits": True} if fn is not ce.distillation_loss else {}),
+            **kw,
+        )
+        for tracked in (False, True) if lib == "torch" else (False,):
+            zl = _convert(z, lib)
+            if tracked:
+                zl.requires_grad_(True)
+            kwl = {k: _convert(v, lib) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+            extra = {} if fn is ce.distillation_loss else {"from_logits": True}
+            got = fn(_convert(y, lib), zl, **extra, **kwl)
+            assert_allclose(_to_numpy(got.detach() if tracked else got), ref, rtol=1e-12)
+
+
 def test_torch_float32_tensor_stays_float32():
     z = torch.randn(3, 5, dtype=torch.float32)
     value = ce.categorical_cross_entropy(torch.tensor([0, 1, 4]), z, from_logits=True)

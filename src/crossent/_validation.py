@@ -120,7 +120,9 @@ def sums_to_one(p: Any, xp: Any, name: str, axis: int = -1) -> None:
 def class_indices(
     y: Any, xp: Any, n_classes: int, ignore_index: int | None, name: str, *, check_range=True
 ) -> Any:
-    """Validate integer class labels in [0, n_classes) (``ignore_index`` allowed).
+    """Validate integer class labels in [0, n_classes) (``ignore_index`` allowed); returned as
+    int64, in which ``n_classes`` and ``ignore_index`` compare as numbers (PyTorch wraps them
+    into a uint8 or int8 tensor's range: -100 had matched the uint8 label 156).
 
     ``check_range=False`` checks the dtype only and leaves the range to a fused kernel.
     """
@@ -130,6 +132,7 @@ def class_indices(
             f"{name} holds class indices (its shape is y_pred's without the class axis) and "
             f"must be an integer array, got dtype {y.dtype}"
         )
+    y = xp.astype(y, xp.int64, copy=False)
     if not check_range:
         return y
     valid = (y >= 0) & (y < n_classes)
