@@ -58,11 +58,18 @@ def test_torch_autograd_flows_through_the_loss():
     assert_allclose(z.grad.numpy(), analytic, rtol=1e-10, atol=1e-15)
 
 
+@pytest.mark.parametrize("at_zero", [False, True], ids=["random", "zero_row"])
 @pytest.mark.parametrize("case", [c for c in CASES if c.logits], ids=lambda c: c.id)
-def test_torch_second_derivatives_through_the_loss_equal_the_analytic_hessian(case: Case):
+def test_torch_second_derivatives_through_the_loss_equal_the_analytic_hessian(case, at_zero):
     # Autograd through the portable path on tensors that require grad (double backward, as
     # in Hessian-vector products): every formulation must keep its unused branches finite.
-    args = [torch.asarray(a) if isinstance(a, np.ndarray) else a for a in case.args()]
+    # A first row of logits of exactly 0 (a zero-initialised model) had met abs() and
+    # minimum() in the sigmoid, whose derivatives there are 0: sigmoid'(0) = 0 for autograd.
+    numpy_args = list(case.args())
+    if at_zero:
+        numpy_args[1] = numpy_args[1].copy()
+        numpy_args[1][0] = 0.0
+    args = [torch.asarray(a) if isinstance(a, np.ndarray) else a for a in numpy_args]
     kwargs = {k: (torch.asarray(v) if isinstance(v, np.ndarray) else v)
               for k, v in case.kwargs.items()}  # fmt: skip
     z = args[1].clone().requires_grad_(True)
@@ -73,7 +80,7 @@ def test_torch_second_derivatives_through_the_loss_equal_the_analytic_hessian(ca
         torch.autograd.grad(flat[i], z, retain_graph=True)[0].reshape(-1)[i]
         for i in range(flat.numel())
     ]).reshape(z.shape)  # fmt: skip
-    _, want_grad, want_hess = ce.value_grad_hess(case.fn)(*case.args(), **case.kwargs,
+    _, want_grad, want_hess = ce.value_grad_hess(case.fn)(*numpy_args, **case.kwargs,
                                                           reduction="sum")  # fmt: skip
     assert_allclose(grad.detach().numpy(), want_grad, rtol=1e-10, atol=1e-14, name="grad")
     assert_allclose(diag.numpy(), want_hess, rtol=1e-10, atol=1e-14, name="hessian")
@@ -108,6 +115,22 @@ def test_small_integer_labels_are_compared_as_numbers(lib, dtype):
             extra = {} if fn is ce.distillation_loss else {"from_logits": True}
             got = fn(_convert(y, lib), zl, **extra, **kwl)
             assert_allclose(_to_numpy(got.detach() if tracked else got), ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_torch_autograd_of_focal_loss_at_saturated_classes(gamma):
+    # (1 - p) ** gamma at p = 1 has an infinite derivative for gamma < 1: times the zero it
+    # multiplies, autograd had given NaN for the docstring's own logits and for float32 gaps
+    # of 110 (p rounds to 1)
+    for logits, dtype in (([[1e4, 0.0, -1e4]], torch.float64), ([[110.0, 0.0]], torch.float32)):
+        for label in range(len(logits[0])):
+            z = torch.tensor(logits, dtype=dtype, requires_grad=True)
+            y = torch.tensor([label])
+            ce.categorical_focal_loss(y, z, gamma=gamma, from_logits=True).backward()
+            _, want = ce.value_and_grad(ce.categorical_focal_loss)(
+                y.numpy(), z.detach().numpy(), gamma=gamma, from_logits=True
+            )
+            assert_allclose(z.grad.numpy(), want, rtol=1e-6, atol=1e-6)
 
 
 def test_torch_float32_tensor_stays_float32():

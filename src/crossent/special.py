@@ -112,18 +112,22 @@ def sigmoid_parts(x: Any) -> tuple[Any, Any, Any, Any]:
     From one ``exp`` and one ``log1p``: with :math:`e = e^{-|x|} \in (0, 1]`,
     :math:`\log\sigma(\pm x) = \min(\pm x, 0) - \log(1 + e)` and the two probabilities are
     :math:`1 / (1 + e)` and :math:`e / (1 + e)`, each to full relative precision in both tails.
+    :math:`|x|` and the minima are selected per element (``where``), so that autograd
+    differentiates one smooth formula on each side, the :math:`x \ge 0` one at 0: through
+    ``abs`` and ``minimum`` (whose derivatives at 0 are 0 and a split tie) PyTorch had given
+    :math:`\sigma'(0) = 0` and second derivatives of 0 for the losses at a logit of 0.
     """
     xp = _array.namespace(x)
     x = _array.asarray(x, xp)
-    e = xp.exp(-xp.abs(x))
+    positive = x >= 0
+    zeros = xp.zeros_like(x)
+    e = xp.exp(xp.where(positive, -x, x))
     log1pe = xp.log1p(e)
-    zero = xp.zeros((), dtype=x.dtype, device=_array.array_api_compat.device(x))  # broadcast
     r = 1 / (1 + e)
     er = e * r
-    positive = x >= 0
     return (
-        xp.minimum(x, zero) - log1pe,
-        xp.minimum(-x, zero) - log1pe,
+        xp.where(positive, zeros, x) - log1pe,
+        xp.where(positive, -x, zeros) - log1pe,
         xp.where(positive, r, er),
         xp.where(positive, er, r),
     )

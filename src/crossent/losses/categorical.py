@@ -100,7 +100,9 @@ def _phi(g: Any, lp: _LogProbs, gamma: float, order: int, xp: Any) -> tuple[Any,
     positive = v > 0
     safe_v = xp.where(positive, v, xp.ones_like(v))
     h = xp.where(positive, log_p / safe_v, -xp.ones_like(v))  # L / (1 - p) -> -1 as p -> 1
-    m = v**gamma
+    # v ** gamma with v = 0 left out: its derivative there is infinite for gamma < 1, and
+    # autograd's infinity times the zero it multiplies (log p = 0) had made gradients NaN
+    m = xp.where(positive, safe_v**gamma, xp.zeros_like(v))
     phi = -g * m * log_p
     d1 = -g * m * (1 - gamma * p * h)
     d2v2 = None
