@@ -452,6 +452,19 @@ def test_out_is_validated():
         crossent.categorical_cross_entropy(y, z, from_logits=True, out=np.empty_like(z))
 
 
+@pytest.mark.parametrize("n_rows", [5, 40_000])  # the whole array, and blocks of rows
+def test_out_of_float16_receives_the_float16_gradient(n_rows):
+    # float16 is computed in float32: out had been checked against that float32 copy and
+    # a float16 buffer of y_pred's own dtype refused
+    z = logits((n_rows, 3), np.float32).astype(np.float16)
+    y = RNG.integers(0, 3, n_rows)
+    for fn, target in ((cce, y), (bce, (z > 0).astype(np.float16))):
+        out = np.empty_like(z)
+        grad = fn(target, z, from_logits=True, out=out)[1]
+        assert grad is out
+        np.testing.assert_array_equal(grad, fn(target, z, from_logits=True)[1])
+
+
 def test_caller_arrays_are_not_modified():
     z = logits((40, 6), np.float32)
     y = RNG.integers(0, 6, 40)

@@ -165,8 +165,9 @@ def on_host_views(impl: Callable) -> Callable:
     return run
 
 
-def gradient_buffer(out: Any, like: np.ndarray, name: str = "out") -> np.ndarray | None:
-    """Check a caller's ``out=`` buffer: a writeable NumPy array of ``like``'s shape and dtype."""
+def gradient_buffer(out: Any, like: np.ndarray, dtype: Any, name: str = "out") -> np.ndarray | None:
+    """Check a caller's ``out=`` buffer: a writeable NumPy array of ``like``'s shape and of
+    ``dtype``, the caller's (float16, whose gradient is computed in float32, included)."""
     if out is None:
         return None
     from .. import _derivatives
@@ -177,9 +178,9 @@ def gradient_buffer(out: Any, like: np.ndarray, name: str = "out") -> np.ndarray
         )
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array, got {type(out).__name__}")
-    if out.shape != like.shape or out.dtype != like.dtype:
+    if out.shape != like.shape or out.dtype != dtype:
         raise ValueError(
-            f"{name} must have y_pred's shape {like.shape} and dtype {like.dtype}, got "
+            f"{name} must have y_pred's shape {like.shape} and dtype {np.dtype(dtype)}, got "
             f"{out.shape} and {out.dtype}"
         )
     if not out.flags.writeable:

@@ -75,7 +75,7 @@ def _binary(
     fused = kernels.use_fused(kernels.resolve(backend), y_pred, from_logits, order)
     out_dtype = _validation.result_dtype(y_pred, xp)
     z = _validation.predictions(y_pred, xp, check_finite=not fused)
-    out = kernels.gradient_buffer(out, z)
+    out = kernels.gradient_buffer(out, z, out_dtype)
     y = _array.asarray(y_true, xp, z)
     if fused:  # the kernel checks the targets' range as it reads them
         _validation.numeric(y, xp, "y_true")

@@ -273,7 +273,7 @@ def _categorical(
     out_dtype = _validation.result_dtype(y_pred, xp)
     pred = _validation.predictions(y_pred, xp, check_finite=not fused)
     _validation.axis(axis, pred.ndim)
-    out = kernels.gradient_buffer(out, pred)
+    out = kernels.gradient_buffer(out, pred, out_dtype)
     pred = _array.moveaxis(xp, pred, axis, -1)
     _validation.reduction(reduction)
     label_smoothing = _validation.in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
