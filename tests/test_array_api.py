@@ -133,6 +133,27 @@ def test_torch_autograd_of_focal_loss_at_saturated_classes(gamma):
             assert_allclose(z.grad.numpy(), want, rtol=1e-6, atol=1e-6)
 
 
+def test_numpy_side_arrays_join_the_predictions_library():
+    # NumPy labels, targets or teacher beside torch predictions had raised array_api_compat's
+    # "Multiple namespaces"; lists were accepted already
+    rng = np.random.default_rng(7)
+    z, y = rng.normal(size=(4, 3)), rng.integers(0, 3, 4)
+    p = np.full((4, 3), 1 / 3)
+    for fn, args in (
+        (ce.categorical_cross_entropy, (y, z)),
+        (ce.binary_cross_entropy, ((z > 0).astype(float), z)),
+        (ce.kl_divergence, (p, z)),
+        (ce.distillation_loss, (y, z, z[::-1].copy())),
+    ):
+        ref = fn(*args, **({} if fn is ce.distillation_loss else {"from_logits": True}))
+        mixed = (args[0], torch.asarray(args[1]), *args[2:])
+        got = fn(*mixed, **({} if fn is ce.distillation_loss else {"from_logits": True}))
+        assert isinstance(got, torch.Tensor)
+        assert_allclose(got.numpy(), ref, rtol=1e-12)
+    with pytest.raises(TypeError, match="several libraries"):
+        ce.categorical_cross_entropy(xps.asarray(y), torch.asarray(z), from_logits=True)
+
+
 def test_torch_float32_tensor_stays_float32():
     z = torch.randn(3, 5, dtype=torch.float32)
     value = ce.categorical_cross_entropy(torch.tensor([0, 1, 4]), z, from_logits=True)

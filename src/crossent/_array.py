@@ -20,11 +20,21 @@ def _numpy_namespace() -> Any:
 
 
 def namespace(*arrays: Any) -> Any:
-    """Array namespace of the array arguments; NumPy for lists, scalars and ``None``."""
+    """Array namespace of the array arguments, the prediction first; NumPy for lists, scalars
+    and ``None``. NumPy arrays beside another library's (labels beside PyTorch logits) are
+    taken as lists are, and converted; two other libraries are refused."""
     real = [a for a in arrays if a is not None and _is_array(a)]
     if all(type(a) is np.ndarray for a in real):  # the common case, without the lookup
         return _numpy_namespace()
-    return array_api_compat.array_namespace(*real)
+    foreign = [a for a in real if type(a) is not np.ndarray]
+    try:
+        return array_api_compat.array_namespace(*foreign)
+    except TypeError:
+        kinds = sorted({type(a).__module__.split(".")[0] for a in foreign})
+        raise TypeError(
+            f"the arrays come from several libraries ({', '.join(kinds)}); pass the labels, "
+            f"weights and predictions of one library (NumPy arrays may join any)"
+        ) from None
 
 
 def _is_array(obj: Any) -> bool:
