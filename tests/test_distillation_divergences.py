@@ -117,6 +117,22 @@ def test_ignore_index_equals_dropping_positions_and_default_unchanged():
     assert float(crossent.distillation_loss(y2, s2, t2)) == pytest.approx(float(hinton), 1e-13)
 
 
+def test_jsd_second_derivatives_through_torch_autograd_at_extreme_logits():
+    # PyTorch's logaddexp had made them NaN (the mixture's log with a term of exp(-2e4))
+    s = torch.tensor([[1e4, 0.0, -1e4]], dtype=torch.float64, requires_grad=True)
+    t = torch.zeros(1, 3, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(
+        crossent.distillation_loss(None, s, t, alpha=1.0, divergence="jsd"), s, create_graph=True
+    )
+    diag = torch.stack(
+        [torch.autograd.grad(grad[0, j], s, retain_graph=True)[0][0, j] for j in range(3)]
+    )
+    want = crossent.value_grad_hess(crossent.distillation_loss)(
+        None, s.detach().numpy(), t.numpy(), alpha=1.0, divergence="jsd"
+    )[2]
+    np.testing.assert_allclose(diag.numpy(), want[0], atol=1e-12)
+
+
 def test_pure_distillation_without_labels_and_float32_extremes():
     rng = np.random.default_rng(4)
     s = (rng.normal(size=(5, 7)) * 1e4).astype(np.float32)

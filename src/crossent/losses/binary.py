@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _array, _derivatives, _validation, kernels
-from ..special import sigmoid_parts
+from ..special import _logaddexp, sigmoid_parts
 from ._blocks import block_elements, in_blocks
 from ._reduction import Term, example_weights, finish, reduce, reduction_scale
 
@@ -50,7 +50,7 @@ def _log_u(y: Any, log_p: Any, log_q: Any, xp: Any) -> Any:
     autograd's second derivatives through it stay finite (``-inf`` there made them NaN)."""
     one, zero = y == 1, y == 0
     mid = xp.where(one | zero, xp.full_like(y, 0.5), y)
-    mixed = xp.logaddexp(xp.log(mid) + log_q, xp.log1p(-mid) + log_p)
+    mixed = _logaddexp(xp.log(mid) + log_q, xp.log1p(-mid) + log_p, xp)
     return xp.where(one, log_q, xp.where(zero, log_p, mixed))
 
 

@@ -24,7 +24,7 @@ import math
 from typing import Any
 
 from .. import _array, _derivatives, _validation
-from ..special import _tempered, log_softmax, softmax
+from ..special import _logaddexp, _tempered, log_softmax, softmax
 from ._reduction import Term, finish, reduce
 from .categorical import _LogProbs, _softmax_term, _targets
 
@@ -128,7 +128,7 @@ def _reverse_kl_term(lq: _LogProbs, log_p: Any, order: int, xp: Any) -> Term:
 def _jsd_term(lq: _LogProbs, log_p: Any, beta: float, order: int, xp: Any) -> Term:
     r"""Generalised JSD :math:`\beta\,\mathrm{KL}(p \| m) + (1 - \beta)\,\mathrm{KL}(q \| m)`."""
     q, log_q = lq.p, lq.log_p
-    log_m = xp.logaddexp(math.log1p(-beta) + log_q, math.log(beta) + log_p)
+    log_m = _logaddexp(math.log1p(-beta) + log_q, math.log(beta) + log_p, xp)
     e = log_q - log_m
     loss = beta * xp.sum(xp.exp(log_p) * (log_p - log_m), axis=-1) + (1 - beta) * xp.sum(
         q * e, axis=-1
