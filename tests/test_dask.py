@@ -83,6 +83,49 @@ def test_dask_dataframe_with_text_labels(client) -> None:
     reference.assert_close(whole.to_dict(), report.to_dict())
 
 
+def test_empty_partitions_and_chunks_are_skipped(client) -> None:
+    # a filter leaves empty partitions: they had failed the whole evaluation
+    y, z = data("multiclass", "logits", seed=8)
+    frame = pd.DataFrame(z, columns=[f"z{k}" for k in range(5)]).assign(y=y, i=np.arange(len(y)))
+    df = dd.from_pandas(frame, npartitions=4)
+    columns = [f"z{k}" for k in range(5)]
+    kept = ce_dask.evaluate_dataframe(df[df.i < 600], target="y", columns=columns, n_bootstrap=0)
+    reference.assert_close(kept.to_dict(), evaluate(y[:600], z[:600], n_bootstrap=0).to_dict())
+    chunks = ((500, 0, 500), (5,))
+    report = ce_dask.evaluate(
+        da.from_array(y, chunks=chunks[:1]), da.from_array(z, chunks=chunks), n_bootstrap=0
+    )
+    reference.assert_close(report.to_dict(), evaluate(y, z, n_bootstrap=0).to_dict())
+    with pytest.raises(ValueError, match="every partition is empty"):
+        ce_dask.evaluate_dataframe(df[df.i < 0], target="y", columns=columns, n_bootstrap=0)
+
+
+def test_clear_errors_for_dask_inputs(client) -> None:
+    y, z = data("multiclass", "logits", seed=9)
+    frame = pd.DataFrame(z, columns=list("abcde")).assign(y=y)
+    df = dd.from_pandas(frame, npartitions=4)
+    # unknown chunk sizes had met "y_true has shape (nan,); expected (nan,)"
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        ce_dask.evaluate(df["y"].to_dask_array(), df[list("abcde")].to_dask_array())
+    # a bad value found while detecting logits had been placed in partition 0
+    bad = frame.copy()
+    bad.loc[len(bad) - 5, "b"] = np.nan
+    with pytest.raises(ValueError, match=r"partition 3, row \d+: column 'b' holds a missing"):
+        ce_dask.evaluate_dataframe(
+            dd.from_pandas(bad, npartitions=4), target="y", columns=list("abcde")
+        )
+    # these had been a broadcasting error and an IndexError
+    with pytest.raises(ValueError, match="also one of the prediction columns"):
+        ce_dask.evaluate_dataframe(df, target="a", columns=list("abcde"))
+    with pytest.raises(ValueError, match="columns must name"):
+        ce_dask.evaluate_dataframe(df, target="y", columns=[])
+    # a Generator seeds the bootstrap, as in the NumPy path (SeedSequence had refused it)
+    z_dask = da.from_array(z, chunks=(UNEVEN, 5))
+    by_generator = ce_dask.evaluate(y, z_dask, n_bootstrap=5, random_state=np.random.default_rng(3))
+    by_int = ce_dask.evaluate(y, z_dask, n_bootstrap=5, random_state=3)
+    assert (by_generator.before, by_generator.after) == (by_int.before, by_int.after)
+
+
 def test_merging_sums_not_averaging_means(client) -> None:
     """The dask_ml.metrics.log_loss mistake: the mean of per-partition means is not the mean."""
     y, z = data("binary", "logits", seed=6)

@@ -55,6 +55,9 @@ CONNECT_TIMEOUT = "10s"  # how long `crossent report --dask ADDRESS` waits for t
 
 
 def _merged(a: Any, b: Any) -> Any:
+    """``a`` merged with ``b``; ``None`` stands for an empty partition."""
+    if a is None or b is None:
+        return b if a is None else a
     return copy.deepcopy(a).merge(b)
 
 
@@ -78,6 +81,8 @@ def _pass_kernel(
     temperature: float | None,
 ) -> _Pass:
     y, pred = part
+    if len(y) == 0:  # an empty partition (after a filter, say): nothing to merge
+        return None
     if temperature is None:
         return _Pass(n_classes, from_logits, settings, seed).update(y, pred)
     return _Pass(n_classes, True, settings, seed).update(y, _scaled(pred, from_logits, temperature))
@@ -85,7 +90,7 @@ def _pass_kernel(
 
 def _temperature_kernel(part: tuple[np.ndarray, np.ndarray], from_logits: bool, t: float) -> Any:
     y, pred = part
-    return _temperature_statistics(y, pred, from_logits, t)
+    return _temperature_statistics(y, pred, from_logits, t) if len(y) else None
 
 
 def _evaluate_parts(
@@ -94,7 +99,8 @@ def _evaluate_parts(
     """The report of delayed ``(y, pred)`` partitions: the passes of :mod:`crossent.report`."""
     import dask
 
-    seeds = np.random.SeedSequence(settings.random_state).spawn(len(parts))
+    # child seeds (not generators: each pass draws the same replicates), of an int or Generator
+    seeds = np.random.default_rng(settings.random_state).bit_generator.seed_seq.spawn(len(parts))
     kernel = dask.delayed(_pass_kernel, pure=True)
 
     def one_pass(temperature: float | None) -> _Pass:
@@ -105,6 +111,8 @@ def _evaluate_parts(
         return _tree(partials).compute()
 
     before = one_pass(None)
+    if before is None:
+        raise ValueError("there are no rows to evaluate: every partition is empty")
     stats = dask.delayed(_temperature_kernel, pure=True)
 
     def statistics(t: float) -> Any:
@@ -123,12 +131,22 @@ def _array_part(
     y: np.ndarray, pred: np.ndarray, spec: _tables.Predictions, offset: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate one block pair (labels, predictions) like a chunk read from a file."""
-    block = np.asarray(pred, dtype=np.float64).reshape(len(y), -1)
+    block = np.asarray(pred, dtype=np.float64).reshape(len(y), len(spec.pred_columns))
     raw = {spec.target: np.asarray(y), **{c: block[:, j] for j, c in enumerate(spec.pred_columns)}}
+    return _validated(spec, raw, offset)
+
+
+def _validated(spec: _tables.Predictions, raw: dict, offset: Any) -> tuple:
+    """``spec.validate``, its errors as ``ValueError`` in the words of the Python API."""
     try:
         return spec.validate(raw, offset)
     except _tables.InputError as exc:
-        raise ValueError(str(exc).replace("--logits", "from_logits=True")) from None
+        raise _api_error(exc) from None
+
+
+def _api_error(exc: _tables.InputError) -> ValueError:
+    """A file reader's error in the words of the Python API (no command-line options)."""
+    return ValueError(str(exc).replace("--logits", "from_logits=True"))
 
 
 def evaluate(
@@ -170,6 +188,15 @@ def evaluate(
         pred = pred[:, 0]
     if pred.ndim not in (1, 2):
         raise ValueError(f"y_pred must have shape (n,) or (n, K), got {pred.shape}")
+    for name, a in (("y_true", y), ("y_pred", pred)):
+        if any(np.isnan(c) for c in a.chunks[0]):
+            raise ValueError(
+                f"{name} has unknown chunk sizes (a filtered array, or a dataframe's "
+                f"to_dask_array()); call its compute_chunk_sizes() first, or pass "
+                f"to_dask_array(lengths=True)"
+            )
+    if pred.shape[0] == 0:
+        raise ValueError("y_pred must have shape (n,) or (n, K) with n > 0, got no rows")
     if y.shape != pred.shape[:1]:
         raise ValueError(f"y_true has shape {y.shape}; expected ({pred.shape[0]},)")
     if pred.ndim == 2:
@@ -196,7 +223,7 @@ def evaluate(
 
 def _frame_part(frame: Any, spec: _tables.Predictions, index: int) -> tuple:
     raw = {c: frame[c].to_numpy() for c in spec.columns}
-    return spec.validate(raw, (index,))
+    return _validated(spec, raw, (index,))
 
 
 def _frame_parts(df: Any, spec: _tables.Predictions) -> list[Any]:
@@ -206,17 +233,22 @@ def _frame_parts(df: Any, spec: _tables.Predictions) -> list[Any]:
     return [part(p, spec, i) for i, p in enumerate(df[spec.columns].to_delayed())]
 
 
-def _first_rows(df: Any, n: int) -> Any:
-    """At least ``n`` first rows of a Dask dataframe (all if fewer), a partition at a time."""
-    import pandas as pd
-
-    frames, rows = [], 0
+def _first_rows(df: Any, columns: list[str], n: int) -> np.ndarray:
+    """At least ``n`` first rows of the prediction ``columns`` (all if fewer) as float64,
+    a partition at a time, a bad value reported at its partition and row."""
+    blocks, rows = [], 0
     for i in range(df.npartitions):
-        frames.append(df.get_partition(i).compute())
-        rows += len(frames[-1])
+        frame = df[columns].get_partition(i).compute()
+        try:
+            blocks.append(
+                _tables._numeric({c: frame[c].to_numpy() for c in columns}, columns, (i,))
+            )
+        except _tables.InputError as exc:
+            raise _api_error(exc) from None
+        rows += len(frame)
         if rows >= n:
             break
-    return pd.concat(frames)
+    return np.concatenate(blocks)
 
 
 def evaluate_dataframe(
@@ -248,6 +280,10 @@ def evaluate_dataframe(
 
     if not isinstance(df, dd.DataFrame):  # a pandas dataframe: one partition
         df = dd.from_pandas(df, npartitions=1)
+    if not columns:
+        raise ValueError("columns must name one prediction column (binary) or several")
+    if target in columns:
+        raise ValueError(f"target {target!r} is also one of the prediction columns")
     missing = [c for c in [target, *columns] if c not in df.columns]
     if missing:
         raise ValueError(f"no column {missing[0]!r} in the dataframe")
@@ -260,8 +296,9 @@ def evaluate_dataframe(
         class_names=_tables._class_names(list(columns)),
     )
     if from_logits is None:
-        head = _first_rows(df[list(columns)], _tables.DETECTION_ROWS)
-        sample = _tables._numeric({c: head[c].to_numpy() for c in columns}, list(columns), (0,))
+        sample = _first_rows(df, list(columns), _tables.DETECTION_ROWS)
+        if sample.size == 0:
+            raise ValueError("there are no rows to evaluate: every partition is empty")
         spec.from_logits = _detect_from_logits(sample)
     settings = Settings(n_bins, n_bootstrap, random_state, gamma, confidence_level)
     return _evaluate_parts(_frame_parts(df, spec), spec.n_classes, spec.from_logits, settings)
