@@ -126,6 +126,24 @@ def test_clear_errors_for_dask_inputs(client) -> None:
     assert (by_generator.before, by_generator.after) == (by_int.before, by_int.after)
 
 
+def test_npz_blocks_are_read_without_decompressing_whole_members(tmp_path, monkeypatch) -> None:
+    # each block had loaded its members whole, once per column: for 3000 rows in blocks of 500
+    # and 3 columns, 18 times the member per pass
+    rng = np.random.default_rng(10)
+    z, y = rng.normal(size=(3000, 3)), rng.integers(0, 3, 3000)
+    path = str(tmp_path / "scores.npz")
+    np.savez_compressed(path, z=z, y=y)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("a whole .npz member was decompressed")
+
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", whole)
+    for start in (0, 1500, 2900):
+        rows = ce_dask._read_rows(path, "npz", ["y", "z[0]", "z[2]"], start, 500)
+        np.testing.assert_array_equal(rows["y"], y[start : start + 500])
+        np.testing.assert_array_equal(rows["z[2]"], z[start : start + 500, 2])
+
+
 def test_merging_sums_not_averaging_means(client) -> None:
     """The dask_ml.metrics.log_loss mistake: the mean of per-partition means is not the mean."""
     y, z = data("binary", "logits", seed=6)

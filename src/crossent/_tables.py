@@ -304,15 +304,20 @@ def _npz(path: str) -> Table:
 
 
 def _npz_rows(
-    path: str, key: str, info: tuple[tuple[int, ...], np.dtype, bool], chunk_rows: int
+    path: str,
+    key: str,
+    info: tuple[tuple[int, ...], np.dtype, bool],
+    chunk_rows: int,
+    first: int = 0,
 ) -> Iterator[np.ndarray]:
-    """Rows of one array of an ``.npz``, decompressed chunk by chunk (never all at once)."""
+    """Rows ``first`` onwards of one array of an ``.npz``, decompressed chunk by chunk (never
+    all at once; the rows before ``first`` are decompressed and dropped on the way)."""
     from numpy.lib import format as npformat
 
     shape, dtype, fortran = info
     if fortran or dtype.hasobject:  # not a row-major byte stream: read it whole
         array = np.load(path, allow_pickle=False)[key]
-        for start in range(0, shape[0], chunk_rows):
+        for start in range(first, shape[0], chunk_rows):
             yield array[start : start + chunk_rows]
         return
     row_shape = shape[1:]
@@ -322,7 +327,8 @@ def _npz_rows(
         (npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0)(
             fp
         )
-        for start in range(0, shape[0], chunk_rows):
+        fp.seek(first * row_bytes, 1)  # forward through the stream, a buffer at a time
+        for start in range(first, shape[0], chunk_rows):
             rows = min(chunk_rows, shape[0] - start)
             data = fp.read(rows * row_bytes)
             yield np.frombuffer(data, dtype=dtype).reshape((rows, *row_shape))

@@ -375,20 +375,21 @@ def _file_parts(
 def _read_rows(path: str, fmt: str, columns: list[str], start: int, rows: int) -> dict:
     """Rows ``start`` to ``start + rows`` of the columns of a NumPy file.
 
-    ``.npy`` is memory-mapped; an ``.npz`` member is a compressed stream, decompressed up to
-    the block (prefer ``.npy`` or Parquet for large data on Dask).
+    ``.npy`` is memory-mapped; an ``.npz`` member is a compressed stream, decompressed once
+    per block up to the block's end and no further (prefer ``.npy`` or Parquet for large data
+    on Dask: a block far into an ``.npz`` member costs the decompression of all before it).
     """
     if fmt == "npy":
         block = np.asarray(np.load(path, mmap_mode="r")[start : start + rows])
         return {c: block[:, int(c)] for c in columns}
+    members = _tables._npz_members(path)
+    blocks: dict[str, np.ndarray] = {}
     out = {}
-    with np.load(path) as npz:
-        for c in columns:
-            if c in npz.files:
-                out[c] = npz[c][start : start + rows]
-            else:  # "key[j]": column j of the 2-D array key
-                key, j = c[:-1].rsplit("[", 1)
-                out[c] = npz[key][start : start + rows, int(j)]
+    for c in columns:
+        key, j = (c, None) if c in members else c[:-1].rsplit("[", 1)  # "key[j]": column j
+        if key not in blocks:
+            blocks[key] = next(_tables._npz_rows(path, key, members[key], rows, start))
+        out[c] = blocks[key] if j is None else blocks[key][:, int(j)]
     return out
 
 
