@@ -125,3 +125,6 @@ def test_report_json_round_trip_and_plot(tmp_path) -> None:
     assert json.loads(report.to_json()) == report.to_dict()
     report.plot(str(tmp_path / "r.png"))
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    # a Generator as random_state had made to_json raise TypeError
+    seeded = evaluate(y, z, n_bootstrap=10, random_state=np.random.default_rng(0))
+    assert json.loads(seeded.to_json())["settings"]["random_state"] == "Generator(PCG64)"

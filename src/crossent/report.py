@@ -60,14 +60,20 @@ class Settings:
 
 
 def _json_ready(value: Any) -> Any:
-    """``value`` with every non-finite float, at any depth, replaced by ``None``."""
+    """``value`` with every non-finite float, at any depth, replaced by ``None``, NumPy
+    scalars by Python's, and other objects (a ``Generator`` as ``random_state``) by their
+    text."""
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 @dataclass
