@@ -79,7 +79,7 @@ def _pass_kernel(
     settings: Settings,
     seed: Any,
     temperature: float | None,
-) -> _Pass:
+) -> _Pass | None:
     y, pred = part
     if len(y) == 0:  # an empty partition (after a filter, say): nothing to merge
         return None

@@ -229,7 +229,8 @@ class Derivatives:
         return weight
 
     def init_score(self, y: Any, sample_weight: Any = None) -> float | np.ndarray:
-        """The constant margin minimising the weighted mean loss (a float, or (C,) centred).
+        """The constant margin minimising the weighted mean loss (a float, or (C,), centred
+        unless a z-loss, which is not shift-invariant, fixes its level).
 
         Cross-entropy's is the log-odds / log class frequencies; focal loss is not a proper
         scoring rule, so its optimum differs and is found numerically (L-BFGS on the analytic
