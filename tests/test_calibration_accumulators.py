@@ -211,7 +211,16 @@ def test_loss_accumulator_binary_and_merge():
     assert a.n_samples == 101
     with pytest.raises(ValueError, match="cannot merge"):
         a.merge(LossAccumulator(gamma=1.0))
-    assert LossAccumulator().nll == 0.0
+    # a mean of no rows had read 0 (perplexity 1), and a 3-class chunk had joined binary ones
+    with pytest.raises(ValueError, match="no weighted row"):
+        _ = LossAccumulator().nll
+    with pytest.raises(ValueError, match="no weighted row"):
+        _ = LossAccumulator().update(np.array([-100, -100]), np.full((2, 3), 1 / 3)).perplexity
+    with pytest.raises(ValueError, match="seen binary targets; it cannot take 3 classes"):
+        a.update(np.array([0, 2]), np.full((2, 3), 1 / 3))
+    three = LossAccumulator().update(np.array([0, 2]), np.full((2, 3), 1 / 3))
+    with pytest.raises(ValueError, match="seen binary targets"):
+        a.merge(three)
 
 
 @settings(max_examples=25, deadline=None)

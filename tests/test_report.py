@@ -115,6 +115,15 @@ def test_ambiguous_and_bad_input_are_refused() -> None:
         evaluate(y, np.where(np.arange(50)[:, None] == 3, np.nan, p), n_bootstrap=0)
     with pytest.raises(ValueError, match="class index 4"):
         evaluate(np.where(y == 0, 4, y), p, n_bootstrap=0)
+    # "no" had been read as True: probabilities evaluated as logits
+    with pytest.raises(TypeError, match="from_logits must be True, False or None"):
+        evaluate(y, p, from_logits="no", n_bootstrap=0)
+    from crossent.calibration import LossAccumulator, expected_calibration_error
+
+    with pytest.raises(TypeError, match="debias must be True or False"):
+        expected_calibration_error(y, p, norm="l2", debias="yes")
+    with pytest.raises(TypeError, match="from_logits must be True or False"):
+        LossAccumulator(from_logits="False")
 
 
 def test_report_json_round_trip_and_plot(tmp_path) -> None:

@@ -129,6 +129,25 @@ BAD = [
         ValueError,
         "from_logits=True",
     ),
+    # options that had been coerced: "False" read as True (probabilities taken as logits),
+    # text weights parsed, complex parts dropped, True taken as class 1
+    (lambda: bce([1, 0], [0.9, 0.2], from_logits="False"), TypeError, "from_logits must be"),
+    (lambda: cat(Y, P, from_logits=1), TypeError, "from_logits must be True or False"),
+    (lambda: ce.kl_divergence(P, Z, from_logits="yes"), TypeError, "from_logits must be"),
+    (lambda: ce.distillation_loss(Y, Z, Z, scale_by_t2="no"), TypeError, "scale_by_t2 must be"),
+    (lambda: ce.logsumexp(Z, keepdims="yes"), TypeError, "keepdims must be"),
+    (lambda: bce([1, 0], [0.9, 0.2], pos_weight="2"), TypeError, "pos_weight must hold real"),
+    (lambda: bce([1, 0], [0.9, 0.2], pos_weight=True), TypeError, "pos_weight must hold real"),
+    (lambda: cat(Y, P, class_weight=["1", "2", "3"]), TypeError, "class_weight must hold real"),
+    (lambda: cat(Y, P, class_weight=np.ones(3) + 0j), TypeError, "class_weight must hold real"),
+    (lambda: cat(Y, P, ignore_index=True), TypeError, "ignore_index must be an integer"),
+    (lambda: cat(Y, P, ignore_index=1.5), TypeError, "ignore_index must be an integer"),
+    (lambda: cat(Y, P, ignore_index=2**70), ValueError, "ignore_index must fit in int64"),
+    (
+        lambda: ce.categorical_focal_loss(Y, P, alpha="a"),
+        TypeError,
+        "alpha must hold real numbers",
+    ),
 ]
 
 

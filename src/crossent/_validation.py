@@ -197,9 +197,21 @@ def example_weights(w: Any, xp: Any, loss_shape: tuple, name: str, like: Any) ->
     return xp.reshape(w, shape + (1,) * (len(loss_shape) - len(shape)))
 
 
+def real_numbers(w: Any, xp: Any, name: str, like: Any) -> Any:
+    """``w`` as an array of ``like``'s dtype and device, refusing anything but real numbers
+    (text such as ``"2"`` had been parsed, complex parts dropped, ``True`` taken as 1)."""
+    try:
+        raw = _array.asarray(w, xp, like)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must hold real numbers, got {w!r}") from None
+    if dtype_kind(raw, xp) not in ("integer", "floating"):
+        raise TypeError(f"{name} must hold real numbers, got {w!r}")
+    return xp.astype(raw, like.dtype)
+
+
 def class_vector(w: Any, xp: Any, n_classes: int, name: str, like: Any) -> Any:
     """A per-class vector (class weights, focal alpha): shape (C,), finite, non-negative."""
-    w = xp.astype(_array.asarray(w, xp, like), like.dtype)
+    w = real_numbers(w, xp, name, like)
     if tuple(w.shape) != (n_classes,):
         raise ValueError(
             f"{name} must have shape ({n_classes},), one value per class, got {tuple(w.shape)}"
@@ -208,6 +220,28 @@ def class_vector(w: Any, xp: Any, n_classes: int, name: str, like: Any) -> Any:
     if not bool(xp.all(w >= 0)):
         raise ValueError(f"{name} must be non-negative")
     return w
+
+
+def flag(value: Any, name: str, *, none: bool = False) -> bool | None:
+    """A yes/no option: ``True`` or ``False`` (``None`` too with ``none``), never another value
+    read as one (the string ``"False"`` is truthy: it had turned probabilities into logits)."""
+    if value is None and none:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        allowed = "True, False or None" if none else "True or False"
+        raise TypeError(f"{name} must be {allowed}, got {value!r}")
+    return bool(value)
+
+
+def index_option(value: Any, name: str) -> int | None:
+    """An integer label option such as ``ignore_index``: an int (not a bool) or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer or None, got {value!r}")
+    if not -(2**63) <= int(value) < 2**63:
+        raise ValueError(f"{name} must fit in int64, got {value}")
+    return int(value)
 
 
 def in_range(

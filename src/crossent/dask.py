@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _tables
+from . import _tables, _validation
 from .report import (
     Report,
     Settings,
@@ -182,6 +182,7 @@ def evaluate(
     import dask
     import dask.array as da
 
+    from_logits = _validation.flag(from_logits, "from_logits", none=True)
     pred = y_pred if isinstance(y_pred, da.Array) else da.from_array(np.asarray(y_pred))
     y = y_true if isinstance(y_true, da.Array) else da.from_array(np.asarray(y_true))
     if pred.ndim == 2 and pred.shape[1] == 1:
@@ -278,6 +279,7 @@ def evaluate_dataframe(
     """
     import dask.dataframe as dd
 
+    from_logits = _validation.flag(from_logits, "from_logits", none=True)
     if not isinstance(df, dd.DataFrame):  # a pandas dataframe: one partition
         df = dd.from_pandas(df, npartitions=1)
     if not columns:

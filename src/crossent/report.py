@@ -422,8 +422,10 @@ def evaluate(
     Reference: Guo, Pleiss, Sun and Weinberger, "On Calibration of Modern Neural Networks",
     ICML 2017.
     """
+    from . import _validation
     from .calibration import _inputs
 
+    from_logits = _validation.flag(from_logits, "from_logits", none=True)
     pred = np.asarray(_inputs.as_numpy(y_pred), dtype=np.float64)
     if pred.ndim == 2 and pred.shape[1] == 1:
         pred = pred[:, 0]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _array
+from . import _array, _validation
 
 
 def logsumexp(x: Any, *, axis: int = -1, keepdims: bool = False) -> Any:
@@ -30,6 +30,7 @@ def logsumexp(x: Any, *, axis: int = -1, keepdims: bool = False) -> Any:
     Reference: Blanchard, Higham and Higham, "Accurately computing the log-sum-exp and softmax
     functions", IMA J. Numer. Anal. 41 (2021).
     """
+    keepdims = _validation.flag(keepdims, "keepdims")
     xp = _array.namespace(x)
     out = log_softmax_and_logsumexp(x, axis=axis)[1]
     return out if keepdims else xp.squeeze(out, axis=axis)

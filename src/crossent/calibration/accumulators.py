@@ -29,7 +29,7 @@ from .. import (
     categorical_cross_entropy,
     categorical_focal_loss,
 )
-from .._validation import in_range
+from .._validation import flag, in_range, index_option
 from ..special import sigmoid, softmax
 from . import _inputs, metrics
 from .metrics import BinStatistics, BootstrapResult
@@ -156,7 +156,7 @@ class CalibrationAccumulator:
         ``debias``; a :class:`BootstrapResult` when ``n_bootstrap > 0``."""
         norm = _inputs.choice(norm, "norm", metrics.NORMS)
         mode = _inputs.choice(mode, "mode", metrics.MODES)
-        if debias and norm != "l2":
+        if flag(debias, "debias") and norm != "l2":
             raise ValueError(
                 f"debias=True is Kumar et al.'s l2 estimator: use norm='l2', not {norm!r}"
             )
@@ -248,18 +248,28 @@ class LossAccumulator:
     def __init__(
         self, *, from_logits: bool = False, gamma: float = 2.0, ignore_index: int | None = -100
     ) -> None:
-        self.from_logits = bool(from_logits)
+        self.from_logits = flag(from_logits, "from_logits")
         self.gamma = in_range(gamma, "gamma", 0.0)
-        self.ignore_index = ignore_index
+        self.ignore_index = index_option(ignore_index, "ignore_index")
         self._sums = np.zeros(3)  # nll, focal, brier
         self.total_weight = 0.0
         self.n_samples = 0
+        self._classes: int | None = None  # 0 for binary targets, else the class count
+
+    def _check_classes(self, classes: int | None) -> None:
+        """One kind of input per accumulator: binary, or a fixed number of classes."""
+        if classes is not None and self._classes is not None and classes != self._classes:
+            seen = "binary targets" if self._classes == 0 else f"{self._classes} classes"
+            got = "binary targets" if classes == 0 else f"{classes} classes"
+            raise ValueError(f"this accumulator has seen {seen}; it cannot take {got}")
+        self._classes = self._classes if classes is None else classes
 
     def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> LossAccumulator:
         """Add a chunk (shapes described in the class docstring). Returns ``self``."""
         y = _inputs.as_numpy(y_true)
         pred = _inputs.as_numpy(y_pred)
         options = {"from_logits": self.from_logits, "sample_weight": sample_weight}
+        self._check_classes(0 if y.shape == pred.shape else pred.shape[-1])
         if y.shape == pred.shape:
             nll = binary_cross_entropy(y, pred, reduction="none", **options)
             focal = binary_focal_loss(y, pred, gamma=self.gamma, reduction="none", **options)
@@ -293,17 +303,24 @@ class LossAccumulator:
             raise TypeError(f"can only merge a LossAccumulator, got {type(other).__name__}")
         if (other.from_logits, other.gamma) != (self.from_logits, self.gamma):
             raise ValueError("cannot merge LossAccumulators with different from_logits or gamma")
+        self._check_classes(other._classes)
         self._sums += other._sums
         self.total_weight += other.total_weight
         self.n_samples += other.n_samples
         return self
 
     def _mean(self, i: int) -> float:
-        return float(self._sums[i] / self.total_weight) if self.total_weight > 0 else 0.0
+        if not self.total_weight > 0:  # a mean of nothing (a ratio or exp of it) is no number
+            raise ValueError(
+                "the accumulator has no weighted row (no update yet, or every row ignored or "
+                "weighted 0): there is no mean loss"
+            )
+        return float(self._sums[i] / self.total_weight)
 
     @property
     def nll(self) -> float:
-        """Mean negative log-likelihood (cross-entropy) in nats; 0 before any weighted row."""
+        """Mean negative log-likelihood (cross-entropy) in nats (``ValueError`` before any
+        weighted row)."""
         return self._mean(0)
 
     @property

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from .. import binary_cross_entropy, categorical_cross_entropy
+from .. import _validation, binary_cross_entropy, categorical_cross_entropy
 from . import _inputs
 
 NORMS = ("l1", "l2", "max")
@@ -323,7 +323,7 @@ def expected_calibration_error(
     strategy = _inputs.choice(strategy, "strategy", STRATEGIES)
     norm = _inputs.choice(norm, "norm", NORMS)
     mode = _inputs.choice(mode, "mode", MODES)
-    if debias and norm != "l2":
+    if _validation.flag(debias, "debias") and norm != "l2":
         raise ValueError(f"debias=True is Kumar et al.'s l2 estimator: use norm='l2', not {norm!r}")
     n_bootstrap = check_n_bootstrap(n_bootstrap)
     confidence_level = check_confidence_level(confidence_level)
@@ -389,6 +389,7 @@ def negative_log_likelihood(
     Reference: Gneiting and Raftery, "Strictly Proper Scoring Rules, Prediction, and
     Estimation", JASA 102 (2007).
     """
+    from_logits = _validation.flag(from_logits, "from_logits")
     xp_pred = _inputs.as_numpy(probs)
     y = _inputs.as_numpy(y_true)
     if xp_pred.ndim == 1:

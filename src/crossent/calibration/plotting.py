@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _validation
 from . import _inputs, metrics
 from .metrics import BinStatistics
 
@@ -39,6 +40,7 @@ def plot_bins(
     counts are written above the bars.
     """
     plt = _pyplot()
+    show_counts = _validation.flag(show_counts, "show_counts")
     if ax is None:
         if show_counts:
             fig, (ax, ax_counts) = plt.subplots(

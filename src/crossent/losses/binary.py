@@ -70,6 +70,7 @@ def _binary(
     backend: str | None,
     out: Any,
 ) -> Any:
+    from_logits = _validation.flag(from_logits, "from_logits")
     order = _derivatives.order()
     xp = _array.namespace(y_pred, y_true)
     fused = kernels.use_fused(kernels.resolve(backend), y_pred, from_logits, order)
@@ -93,7 +94,7 @@ def _binary(
         y = y * (1 - eps_smooth) + eps_smooth / 2
     w_pos = 1.0
     if pos_weight is not None:
-        w_pos = xp.astype(_array.asarray(pos_weight, xp, z), z.dtype)
+        w_pos = _validation.real_numbers(pos_weight, xp, "pos_weight", z)
         if w_pos.ndim > 1 or (w_pos.ndim == 1 and w_pos.shape[0] not in (1, z.shape[-1])):
             raise ValueError(
                 f"pos_weight must be a scalar or have shape ({z.shape[-1]},), one weight per "

@@ -267,6 +267,8 @@ def _categorical(
     backend: str | None,
     out: Any,
 ) -> Any:
+    from_logits = _validation.flag(from_logits, "from_logits")
+    ignore_index = _validation.index_option(ignore_index, "ignore_index")
     order = _derivatives.order()
     xp = _array.namespace(y_pred, y_true)
     fused = kernels.use_fused(kernels.resolve(backend), y_pred, from_logits, order)

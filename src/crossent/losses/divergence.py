@@ -73,6 +73,7 @@ def kl_divergence(
     Reference: Kullback and Leibler, "On Information and Sufficiency", Ann. Math. Statist. 22
     (1951).
     """
+    from_logits = _validation.flag(from_logits, "from_logits")
     order = _derivatives.order()
     xp = _array.namespace(q_pred, p_true)
     out_dtype = _validation.result_dtype(q_pred, xp)
@@ -230,6 +231,8 @@ def distillation_loss(
     Language Models: Learning from Self-Generated Mistakes", ICLR 2024,
     https://arxiv.org/abs/2306.13649; Gu et al., "MiniLLM", ICLR 2024.
     """
+    scale_by_t2 = _validation.flag(scale_by_t2, "scale_by_t2")
+    ignore_index = _validation.index_option(ignore_index, "ignore_index")
     order = _derivatives.order()
     xp = _array.namespace(student_logits, teacher_logits, y_true)
     out_dtype = _validation.result_dtype(student_logits, xp)

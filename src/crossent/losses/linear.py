@@ -169,6 +169,7 @@ def linear_cross_entropy(
     Cross-Entropy), ICLR 2025; Hsu et al., "Liger Kernel: Efficient Triton Kernels for LLM
     Training" (fused linear cross-entropy), 2024; Gemma Team, "Gemma 2", 2024 (soft-capping).
     """
+    ignore_index = _validation.index_option(ignore_index, "ignore_index")
     order = _derivatives.order()
     xp = _array.namespace(hidden, weight)
     numpy = _array.is_numpy(xp)
