@@ -353,6 +353,11 @@ def test_fit_does_not_modify_inputs(cancer):
         ({"penalty": "l3"}, np.eye(2), [0, 1], "penalty must be one of"),
         ({"solver": "newton", "penalty": "l1"}, np.eye(2), [0, 1], "newton"),
         ({"class_weight": "auto"}, np.eye(2), [0, 1], "class_weight"),
+        # these had fitted without a word: coefficients of 4000, or nothing learnt
+        ({"class_weight": {0: 1, 1: -1}}, np.eye(2), [0, 1], "class_weight must be finite"),
+        ({"solver": "sgd", "learning_rate": 0.0}, np.eye(2), [0, 1], "learning_rate must lie"),
+        ({"loss_params": {"from_logits": False}}, np.eye(2), [0, 1], "cannot set 'from_logits'"),
+        ({"loss_params": {"bogus": 1}}, np.eye(2), [0, 1], "has no option 'bogus'"),
     ],
 )
 def test_bad_input_raises(kwargs, X, y, match):

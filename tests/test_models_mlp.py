@@ -174,7 +174,7 @@ def test_warm_start_after_new_hidden_layers_starts_afresh(iris):
     # (2,) and (2, 1) hidden layers on 4 features both have 19 parameters (with 3 classes):
     # the old weights had been read in the new shapes instead of a fresh start
     X, y = iris
-    kw = {"solver": "sgd", "learning_rate": 0.0, "max_iter": 1, "random_state": 0}
+    kw = {"solver": "sgd", "learning_rate": 0.01, "max_iter": 1, "random_state": 0}
     model = _fitted(MLPClassifier((2,), warm_start=True, **kw), X, y)
     _fitted(model.set_params(hidden_layer_sizes=(2, 1)), X, y)
     fresh = _fitted(MLPClassifier((2, 1), **kw), X, y)

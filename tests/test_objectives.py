@@ -380,6 +380,10 @@ def test_link():
         ({"hessian": "bfgs"}, "hessian must be one of"),
         ({"hessian_floor": 0.0}, "hessian_floor"),
         ({"multiclass_scale": -1.0}, "multiclass_scale"),
+        # loss_params had been checked on first use only, and "out" had been written into
+        ({"loss_params": {"out": np.zeros(4)}}, "loss_params cannot set 'out'"),
+        ({"loss_params": {"reduction": "sum"}}, "loss_params cannot set 'reduction'"),
+        ({"loss_params": {"bogus": 1}}, "binary_cross_entropy has no option 'bogus'"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -395,5 +399,13 @@ def test_bad_labels_and_margins():
         obj.derivatives.grad_hess(np.array([0, 3]), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="raw margins"):
         obj.derivatives.grad_hess(np.array([0, 1]), np.zeros((2, 2)))
+    # one-hot or out-of-range binary labels had given init scores of 0; text had been parsed
+    binary = objectives.xgboost()
+    with pytest.raises(ValueError, match="one per row"):
+        binary.init_score(np.eye(2)[[0, 1, 1, 1]])
+    with pytest.raises(ValueError, match=r"binary labels must lie in \[0, 1\]"):
+        binary.init_score(np.array([0.0, 2.0]))
+    with pytest.raises(TypeError, match="labels must be numbers"):
+        binary.init_score(np.array(["0", "1"]))
     with pytest.raises(ValueError, match="non-negative"):  # had given negative hessians
         obj.derivatives.grad_hess(np.array([0, 1]), np.zeros((2, 3)), np.array([1.0, -1.0]))

@@ -32,7 +32,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .. import _derivatives
 from .._validation import in_range
 from ..losses import distillation_loss
-from ..objectives._core import BINARY, resolve
+from ..objectives._core import BINARY, check_loss_params, resolve
 from ..regularization import l2_penalty
 from ..special import sigmoid, softmax
 from . import solvers
@@ -152,14 +152,12 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         in_range(self.l1_ratio, "l1_ratio", 0.0, 1.0)
         in_range(self.tol, "tol", 0.0)
         _integer(self.max_iter, "max_iter", 1)
-        in_range(self.learning_rate, "learning_rate", 0.0)
+        in_range(self.learning_rate, "learning_rate", 0.0, low_open=True)
         in_range(self.momentum, "momentum", 0.0, 1.0, high_open=True)
         in_range(self.validation_fraction, "validation_fraction", 0.0, 1.0, high_open=True)
         _integer(self.n_iter_no_change, "n_iter_no_change", 1)
         if self.batch_size != "auto":
             _integer(self.batch_size, "batch_size", 1)
-        if self.loss_params is not None and not isinstance(self.loss_params, dict):
-            raise TypeError(f"loss_params must be a dict or None, got {self.loss_params!r}")
 
     def _penalty_strengths(self) -> tuple[float, float]:
         """(lambda_1, lambda_2) of the objective for this ``penalty``/``alpha``/``l1_ratio``."""
@@ -212,6 +210,8 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
                 cw = compute_class_weight(
                     self.class_weight, classes=self.classes_, y=self.classes_[y_enc]
                 )
+            if not np.all(np.isfinite(cw) & (cw >= 0)):  # negative: an objective unbounded below
+                raise ValueError(f"class_weight must be finite and non-negative, got {cw}")
             s *= cw[y_enc]
         if not np.any(s > 0):
             raise ValueError("sample_weight (times class_weight) must have a positive entry")
@@ -260,7 +260,8 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
 
     def _data_term(self, y_enc, weights, n_classes, teacher=None, distill=None) -> DataTerm:
         fn, binary = resolve_loss(self.loss, n_classes)
-        return DataTerm(fn, dict(self.loss_params or {}), y_enc, weights, binary, teacher, distill)
+        params = check_loss_params(fn, self.loss_params)
+        return DataTerm(fn, params, y_enc, weights, binary, teacher, distill)
 
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight, *, partial: bool, classes=None, teacher=None, distill=None):

@@ -40,6 +40,7 @@ their built-in ones, so plain cross-entropy reproduces their built-in objectives
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +98,29 @@ def resolve(loss: Any, n_classes: int) -> Callable:
     )
 
 
+_SET_BY_CALLER = ("y_true", "y_pred", "from_logits", "reduction", "sample_weight", "mask", "out")
+
+
+def check_loss_params(fn: Callable, params: Any) -> dict:
+    """``params`` checked as keyword options of the loss ``fn``: a dict of its own options,
+    none of those the model or objective sets itself (``reduction``, ``out``, ...), which
+    had clashed on first use or, for ``out``, written into the caller's buffer.
+
+    Shared by :mod:`crossent.models` and the boosting objectives.
+    """
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise TypeError(f"loss_params must be a dict or None, got {params!r}")
+    options = set(inspect.signature(fn).parameters)
+    for key in params:
+        if key in _SET_BY_CALLER:
+            raise ValueError(f"loss_params cannot set {key!r}: it is set for every call")
+        if key not in options:
+            raise ValueError(f"loss_params: {fn.__name__} has no option {key!r}")
+    return dict(params)
+
+
 class Derivatives:
     """Per-row loss, gradient and hessian of a crossent loss at raw margins (see module doc)."""
 
@@ -113,7 +137,7 @@ class Derivatives:
         self.fn = resolve(loss, n_classes)
         self.binary = self.fn in BINARY
         self.n_classes = n_classes
-        self.params = dict(loss_params or {})
+        self.params = check_loss_params(self.fn, loss_params)
         self.temperature = float(self.params.get("temperature", 1.0))  # softmax losses'
         if multiclass_scale is None:  # LightGBM's C / (C - 1)
             multiclass_scale = n_classes / (n_classes - 1)
@@ -147,8 +171,15 @@ class Derivatives:
         return z.reshape(self.n_classes, n_rows).T  # class-major flat layout (LightGBM < 4)
 
     def labels(self, y: Any) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64).ravel()
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"labels must be numbers, got dtype {y.dtype}")
+        if y.ndim > 1 and y.shape[1:] != (1,) * (y.ndim - 1):
+            raise ValueError(f"labels must be one per row, shape (n,), got {y.shape}")
+        y = y.astype(np.float64).ravel()
         if self.binary:
+            if not np.all((y >= 0) & (y <= 1)):  # NaN too
+                raise ValueError("binary labels must lie in [0, 1]")
             return y
         labels = y.astype(np.int64)
         if not np.array_equal(labels, y) or labels.min() < 0 or labels.max() >= self.n_classes:
