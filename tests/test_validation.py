@@ -148,6 +148,18 @@ BAD = [
         TypeError,
         "alpha must hold real numbers",
     ),
+    # the special functions had returned complex numbers, normalised over the whole array
+    # for axis=None, or raised NumPy's AxisError and zero-size reduction errors
+    (lambda: ce.sigmoid(np.array([0.1]) + 0j), TypeError, "x must hold real numbers"),
+    (lambda: ce.log_sigmoid(np.array(["a"])), TypeError, "x must hold real numbers"),
+    (lambda: ce.softmax(Z, axis=None), ValueError, "axis must be an integer"),
+    (lambda: ce.log_softmax(Z, axis=2), ValueError, r"axis must be an integer in \[-2, 2\)"),
+    (lambda: ce.logsumexp(Z, axis=(0, 1)), ValueError, "axis must be an integer"),
+    (lambda: ce.softmax(np.ones((2, 0))), ValueError, "x has no values along axis -1"),
+    # empty or scalar targets: the shape check speaks, not NumPy's reductions
+    (lambda: bce(np.array([]), np.array([0.1]), from_logits=True), ValueError, "y_true has shape"),
+    (lambda: ce.kl_divergence(0.5, P), ValueError, "p_true has shape"),
+    (lambda: ce.kl_divergence(np.array([]), P), ValueError, "p_true has shape"),
 ]
 
 

@@ -31,9 +31,32 @@ def logsumexp(x: Any, *, axis: int = -1, keepdims: bool = False) -> Any:
     functions", IMA J. Numer. Anal. 41 (2021).
     """
     keepdims = _validation.flag(keepdims, "keepdims")
-    xp = _array.namespace(x)
+    xp, x = _along(x, axis)
     out = log_softmax_and_logsumexp(x, axis=axis)[1]
     return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def _real(x: Any) -> tuple[Any, Any]:
+    """The namespace and ``x`` as its array, real numbers only (booleans and integers become
+    float64; text and complex numbers are refused). No pass over the data: NaN and infinities
+    go through, as in SciPy."""
+    xp = _array.namespace(x)
+    x = _array.asarray(x, xp)
+    kind = _validation.dtype_kind(x, xp)
+    if kind == "other":
+        raise TypeError(f"x must hold real numbers, got dtype {x.dtype}")
+    if kind != "floating":
+        x = xp.astype(x, xp.float64)
+    return xp, x
+
+
+def _along(x: Any, axis: Any) -> tuple[Any, Any]:
+    """:func:`_real`, and ``axis`` an integer axis of ``x`` along which it has values."""
+    xp, x = _real(x)
+    _validation.axis(axis, x.ndim)
+    if x.shape[axis] == 0:
+        raise ValueError(f"x has no values along axis {axis} (shape {tuple(x.shape)})")
+    return xp, x
 
 
 def _safe_max(x: Any, xp: Any, axis: int) -> Any:
@@ -85,8 +108,8 @@ def log_softmax_and_logsumexp(x: Any, *, axis: int = -1) -> tuple[Any, Any]:
     ``log1p(r)`` keeps the log-probability of a near-certain class exact
     (:math:`-10^{-13}`, not a rounding error of :math:`10^{-16}` on 1).
     """
-    xp = _array.namespace(x)
-    shifted, m = _tempered(_array.asarray(x, xp), 1.0, xp, axis)
+    xp, x = _along(x, axis)
+    shifted, m = _tempered(x, 1.0, xp, axis)
     log_p, log_sum = _log_softmax_of_shifted(shifted, xp, axis)
     return log_p, m + log_sum
 
@@ -110,8 +133,7 @@ def softmax(x: Any, *, axis: int = -1) -> Any:
 
     Gradient: :math:`\partial p_i / \partial x_j = p_i(\delta_{ij} - p_j)`.
     """
-    xp = _array.namespace(x)
-    x = _array.asarray(x, xp)
+    xp, x = _along(x, axis)
     e = xp.exp(x - _safe_max(x, xp, axis))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
@@ -127,8 +149,7 @@ def sigmoid_parts(x: Any) -> tuple[Any, Any, Any, Any]:
     ``abs`` and ``minimum`` (whose derivatives at 0 are 0 and a split tie) PyTorch had given
     :math:`\sigma'(0) = 0` and second derivatives of 0 for the losses at a logit of 0.
     """
-    xp = _array.namespace(x)
-    x = _array.asarray(x, xp)
+    xp, x = _real(x)
     positive = x >= 0
     zeros = xp.zeros_like(x)
     e = xp.exp(xp.where(positive, -x, x))

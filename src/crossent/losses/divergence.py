@@ -80,11 +80,11 @@ def kl_divergence(
     q = _validation.predictions(q_pred, xp, "q_pred")
     _validation.axis(axis, q.ndim)
     _validation.reduction(reduction)
-    q = _array.moveaxis(xp, q, axis, -1)
     p = _array.asarray(p_true, xp, q)
     p = xp.astype(_validation.targets_in_unit_interval(p, xp, "p_true"), q.dtype)
-    p = _array.moveaxis(xp, p, axis, -1)
     _validation.same_shape(p, q, "p_true", "q_pred")
+    q = _array.moveaxis(xp, q, axis, -1)
+    p = _array.moveaxis(xp, p, axis, -1)
     _validation.sums_to_one(p, xp, "p_true")
     if not from_logits:
         if order == 2:
