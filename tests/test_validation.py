@@ -160,7 +160,25 @@ BAD = [
     (lambda: bce(np.array([]), np.array([0.1]), from_logits=True), ValueError, "y_true has shape"),
     (lambda: ce.kl_divergence(0.5, P), ValueError, "p_true has shape"),
     (lambda: ce.kl_divergence(np.array([]), P), ValueError, "p_true has shape"),
+    # the calibration functions' hints had named y_pred and from_logits, which they lack
+    (
+        lambda: _calibration().negative_log_likelihood(Y, Z),
+        ValueError,
+        r"probs must hold probabilities in \[0, 1\]; .* \(pass from_logits=True",
+    ),
+    (lambda: _calibration().brier_score(Y, Z), ValueError, r"outside it$"),
+    (
+        lambda: _calibration().TemperatureScaling(input="probabilities").fit(Z, Y),
+        ValueError,
+        r"use input='logits' if these are logits",
+    ),
 ]
+
+
+def _calibration():
+    from crossent import calibration
+
+    return calibration
 
 
 @pytest.mark.parametrize(("call", "exc", "match"), BAD, ids=[b[2] for b in BAD])

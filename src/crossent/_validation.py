@@ -94,16 +94,17 @@ def reduction(value: str) -> str:
     return value
 
 
-def probabilities(p: Any, xp: Any, name: str) -> None:
-    """Raise unless every value lies in [0, 1]."""
+LOGITS_HINT = " (pass from_logits=True if these are logits)"
+
+
+def probabilities(p: Any, xp: Any, name: str, hint: str = LOGITS_HINT) -> None:
+    """Raise unless every value lies in [0, 1]; ``hint`` ends the message (how to pass logits
+    instead, in the words of the caller's API)."""
     if not bool(xp.all((p >= 0) & (p <= 1))):
-        raise ValueError(
-            f"{name} must hold probabilities in [0, 1]; got values outside it "
-            f"(pass from_logits=True if these are logits)"
-        )
+        raise ValueError(f"{name} must hold probabilities in [0, 1]; got values outside it{hint}")
 
 
-def sums_to_one(p: Any, xp: Any, name: str, axis: int = -1) -> None:
+def sums_to_one(p: Any, xp: Any, name: str, axis: int = -1, hint: str = LOGITS_HINT) -> None:
     """Raise unless the slices along ``axis`` sum to 1 within sqrt(eps) of the dtype.
 
     The tolerance is the one scikit-learn's ``log_loss`` uses: ``sqrt(eps)`` (1.5e-8 in
@@ -115,7 +116,7 @@ def sums_to_one(p: Any, xp: Any, name: str, axis: int = -1) -> None:
         worst = float(xp.max(xp.abs(total - 1)))
         raise ValueError(
             f"{name} must sum to 1 along the class axis (tolerance {tol:.2g}); the worst row "
-            f"is off by {worst:.3g} (pass from_logits=True if these are logits)"
+            f"is off by {worst:.3g}{hint}"
         )
 
 

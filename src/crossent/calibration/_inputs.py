@@ -56,7 +56,7 @@ def probabilities(probs: Any) -> tuple[np.ndarray, bool]:
     not_empty(p, "probs")
     p = _validation.predictions(p, np, "probs")
     if p.ndim == 1:
-        _validation.probabilities(p, np, "probs")
+        _validation.probabilities(p, np, "probs", hint="")
         p = p.astype(np.float64)
         return np.stack([1.0 - p, p], axis=1), True
     if p.ndim != 2 or p.shape[1] < 2:
@@ -64,8 +64,8 @@ def probabilities(probs: Any) -> tuple[np.ndarray, bool]:
             f"probs must have shape (n,) (probability of class 1) or (n, K) with K >= 2, "
             f"got {p.shape}"
         )
-    _validation.probabilities(p, np, "probs")
-    _validation.sums_to_one(p, np, "probs")
+    _validation.probabilities(p, np, "probs", hint="")
+    _validation.sums_to_one(p, np, "probs", hint="")
     return p.astype(np.float64), False
 
 
@@ -157,9 +157,10 @@ def logits(
         if suspicious and check_input:
             refuse_probabilities(z.ndim, name)
         return z.astype(np.float64), dtype, suspicious
-    _validation.probabilities(z, np, name)
+    hint = " (use input='logits' if these are logits)"
+    _validation.probabilities(z, np, name, hint=hint)
     if z.ndim == 2:
-        _validation.sums_to_one(z, np, name)
+        _validation.sums_to_one(z, np, name, hint=hint)
     return probability_logits(z.astype(np.float64), float(np.finfo(z.dtype).eps)), dtype, False
 
 

@@ -392,6 +392,10 @@ def negative_log_likelihood(
     from_logits = _validation.flag(from_logits, "from_logits")
     xp_pred = _inputs.as_numpy(probs)
     y = _inputs.as_numpy(y_true)
+    if not from_logits:  # checked here to name probs (the losses call it y_pred)
+        _validation.probabilities(xp_pred, np, "probs")
+        if xp_pred.ndim > 1:
+            _validation.sums_to_one(xp_pred, np, "probs")
     if xp_pred.ndim == 1:
         value = binary_cross_entropy(
             y, xp_pred, from_logits=from_logits, sample_weight=sample_weight
