@@ -280,6 +280,8 @@ def test_partial_fit_accepts_the_same_classes_in_any_order():
     np.testing.assert_array_equal(model.classes_, ["no", "yes"])
     with pytest.raises(ValueError, match="classes must equal"):
         model.partial_fit(X, y, classes=["no", "yes", "maybe"])
+    with pytest.raises(ValueError, match="classes must be a 1-D"):  # had read 'y has one class'
+        LogisticRegression(solver="sgd").partial_fit(X, y, classes="ab")
 
 
 def test_early_stopping_keeps_rows_to_train_on():

@@ -207,6 +207,8 @@ def test_focal_loss_and_string_labels(iris):
     [
         ({"activation": "sigmoid"}, {}, "activation must be one of"),
         ({"hidden_layer_sizes": (4, 0)}, {}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": None}, {}, "hidden_layer_sizes must be"),  # had been a TypeError
+        ({"hidden_layer_sizes": "ab"}, {}, "hidden_layer_sizes must be"),
         ({"solver": "newton"}, {}, "newton"),
         ({}, {"teacher_logits": np.zeros((5, 3))}, "teacher_logits must have shape"),
         ({}, {"teacher_logits": np.zeros((150, 2))}, "2 columns but y has 3 classes"),

@@ -407,5 +407,11 @@ def test_bad_labels_and_margins():
         binary.init_score(np.array([0.0, 2.0]))
     with pytest.raises(TypeError, match="labels must be numbers"):
         binary.init_score(np.array(["0", "1"]))
+    # a metric over rows weighted 0 had raised ZeroDivisionError
+    dataset = type(
+        "Dataset", (), {"get_label": lambda s: np.zeros(4), "get_weight": lambda s: np.zeros(4)}
+    )
+    with pytest.raises(ValueError, match="weights sum to 0"):
+        objectives.lightgbm().metric(np.zeros(4), dataset())
     with pytest.raises(ValueError, match="non-negative"):  # had given negative hessians
         obj.derivatives.grad_hess(np.array([0, 1]), np.zeros((2, 3)), np.array([1.0, -1.0]))

@@ -273,6 +273,8 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("classes must equal the classes given on the first partial_fit")
         if partial and first and classes is None:
             raise ValueError("classes must be given on the first call to partial_fit")
+        if classes is not None and np.ndim(classes) != 1:  # a string would be one class
+            raise ValueError(f"classes must be a 1-D array-like of labels, got {classes!r}")
         y_enc = self._encode(y, classes, keep=not first)
         n_classes = self.classes_.size
         weights = self._example_weights(y_enc, sample_weight)

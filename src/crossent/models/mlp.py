@@ -100,7 +100,9 @@ class MLPClassifier(BaseClassifier):
             raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}")
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, (int, np.integer)) else sizes
-        if not all(isinstance(h, (int, np.integer)) and h >= 1 for h in sizes):
+        if np.ndim(sizes) != 1 or not all(
+            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in sizes
+        ):
             raise ValueError(
                 f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}"
             )

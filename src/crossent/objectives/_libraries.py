@@ -61,13 +61,20 @@ def _name(d: Derivatives) -> str:
     return f"crossent_{d.fn.__name__}"
 
 
+def _mean(total: float, weight: float) -> float:
+    """The metric: the weighted mean loss (a clear error, not ZeroDivisionError, for none)."""
+    if not weight > 0:
+        raise ValueError("the evaluated rows' weights sum to 0: there is no mean loss")
+    return total / weight
+
+
 def for_xgboost(d: Derivatives) -> BoostingObjective:
     def objective(predt: np.ndarray, dtrain: Any) -> tuple[np.ndarray, np.ndarray]:
         return d.grad_hess(dtrain.get_label(), predt, dtrain.get_weight())
 
     def metric(predt: np.ndarray, dtrain: Any) -> tuple[str, float]:
         total, weight = d.loss(dtrain.get_label(), predt, dtrain.get_weight())
-        return _name(d), total / weight
+        return _name(d), _mean(total, weight)
 
     return BoostingObjective(objective, metric, d)
 
@@ -81,7 +88,7 @@ def for_lightgbm(d: Derivatives) -> BoostingObjective:
 
     def metric(preds: np.ndarray, eval_data: Any) -> tuple[str, float, bool]:
         total, weight = d.loss(eval_data.get_label(), preds, eval_data.get_weight())
-        return _name(d), total / weight, False
+        return _name(d), _mean(total, weight), False
 
     return BoostingObjective(objective, metric, d)
 
@@ -116,7 +123,7 @@ class _CatBoostMetric:
         return self.d.loss(np.asarray(target), raw[:, 0] if self.d.binary else raw, weight)
 
     def get_final_error(self, error: float, weight: float) -> float:
-        return error / weight
+        return _mean(error, weight)
 
 
 def for_catboost(d: Derivatives) -> BoostingObjective:
