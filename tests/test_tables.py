@@ -107,6 +107,21 @@ def test_text_labels_that_name_classes_are_not_read_as_indices() -> None:
             _tables.labels_to_indices(np.array([label], dtype=object), "y", names, False, 0)
 
 
+def test_numeric_labels_name_numbered_classes() -> None:
+    # p_1 .. p_3 with labels 1 .. 3 (ratings, say): the labels had been read as class
+    # indices, 1 and 2 meaning p_2 and p_3, silently, when no label 3 occurred
+    columns = ["p_3", "p_1", "p_2"]
+    names = _tables._class_names(columns)
+    got = _tables.labels_to_indices(np.array([1, 2, 3.0]), "y", names, binary=False)
+    np.testing.assert_array_equal(got, [1, 2, 0])
+    with pytest.raises(_tables.InputError, match="label 0 in column 'y' names no prediction"):
+        _tables.labels_to_indices(np.array([1, 0]), "y", names, binary=False)
+    # names 0 .. K-1 are the indices themselves; other names leave numbers to be indices
+    for names in (["0", "1", "2"], ["cat", "dog", "cow"]):
+        got = _tables.labels_to_indices(np.array([2, 0]), "y", names, binary=False)
+        np.testing.assert_array_equal(got, [2, 0])
+
+
 def test_parquet_nulls_are_reported_by_row(tmp_path) -> None:
     df = frame().astype({"p_b": "float64"})
     df.loc[12, "p_b"] = None

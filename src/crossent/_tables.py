@@ -464,6 +464,18 @@ def _is_number(v: Any) -> bool:
     return True
 
 
+def _numbered(class_names: list[str]) -> np.ndarray | None:
+    """The classes' numbers when every class name is an integer other than its own position
+    (``p_1 .. p_5``), so that numeric labels name them; ``None`` otherwise (names ``0 .. K-1``
+    agree with the class indices, and other names leave numbers to be indices)."""
+    try:
+        numbers = np.array([int(name) for name in class_names], dtype=np.int64)
+    except ValueError:
+        return None
+    same = len(set(numbers.tolist())) == len(numbers)
+    return None if not same or np.array_equal(numbers, np.arange(len(numbers))) else numbers
+
+
 def labels_to_indices(
     values: np.ndarray,
     target: str,
@@ -492,6 +504,18 @@ def labels_to_indices(
                 f"fill incomplete rows first"
             )
         ints = values.astype(np.int64) if kind == "f" else values
+        numbered = None if binary else _numbered(class_names)
+        if numbered is not None:  # p_1 .. p_5 with labels 1 .. 5: the labels name the classes
+            order = np.argsort(numbered)
+            position = np.minimum(np.searchsorted(numbered[order], ints), n_classes - 1)
+            bad = (ints != values) | (numbered[order][position] != ints)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise InputError(
+                    f"{_row(offset, i)}: label {values[i].item()!r} in column {target!r} names "
+                    f"no prediction column (the classes are {_span(class_names)})"
+                )
+            return order[position].astype(np.int64)
         bad = (ints != values) | (ints < 0) | (ints >= n_classes)
         if bad.any():
             i = int(np.argmax(bad))
@@ -653,7 +677,12 @@ def resolve(
         columns,
         from_logits=logits is not None,
         detected=spec is None,
-        class_names=_class_names(columns),
+        # an .npy's columns are positions in the file, not names: its classes are indices
+        class_names=(
+            [str(k) for k in range(len(columns))]
+            if table.format == "npy"
+            else _class_names(columns)
+        ),
         ignored=ignored if spec is None else [],
     )
     if spec is None:

@@ -35,8 +35,9 @@ bootstrap interval), then fit a temperature on the file and show the same number
 temperature scaling.
 
 PATH holds one row per example: a target column (class indices 0..K-1, true/false for binary,
-or the names of the prediction columns) and either one prediction column (binary: the
-probability or logit of the positive class) or K columns (multiclass). Without --pred or
+or the names of the prediction columns; labels 1..5 for columns p_1..p_5 name them) and either
+one prediction column (binary: the probability or logit of the positive class) or K columns
+(multiclass). Without --pred or
 --logits every other column is a prediction column (but for row identifiers: id, index,
 Unnamed: 0), and probabilities are told from logits by their values (all in [0, 1], rows
 summing to 1). Rows of probabilities may be off 1 by 3.5e-4 (a float32 model's output, or text
