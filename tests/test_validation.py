@@ -172,6 +172,11 @@ BAD = [
         ValueError,
         r"use input='logits' if these are logits",
     ),
+    (  # NumPy's SeedSequence had spoken, naming nothing
+        lambda: _calibration().expected_calibration_error(Y, P, n_bootstrap=5, random_state="x"),
+        TypeError,
+        "random_state must be None, a non-negative integer",
+    ),
 ]
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import _tables, _validation
+from .calibration import _inputs
 from .report import (
     Report,
     Settings,
@@ -100,7 +101,7 @@ def _evaluate_parts(
     import dask
 
     # child seeds (not generators: each pass draws the same replicates), of an int or Generator
-    seeds = np.random.default_rng(settings.random_state).bit_generator.seed_seq.spawn(len(parts))
+    seeds = _inputs.rng(settings.random_state).bit_generator.seed_seq.spawn(len(parts))
     kernel = dask.delayed(_pass_kernel, pure=True)
 
     def one_pass(temperature: float | None) -> _Pass:

@@ -164,6 +164,17 @@ def logits(
     return probability_logits(z.astype(np.float64), float(np.finfo(z.dtype).eps)), dtype, False
 
 
+def rng(random_state: Any) -> np.random.Generator:
+    """``numpy.random.default_rng(random_state)``, its errors naming ``random_state``."""
+    try:
+        return np.random.default_rng(random_state)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"random_state must be None, a non-negative integer, a SeedSequence or a "
+            f"numpy Generator, got {random_state!r}"
+        ) from None
+
+
 def probability_logits(p: np.ndarray, eps: float) -> np.ndarray:
     r"""Logits of probabilities: :math:`\log p` for (n, K), :math:`\log p - \log(1 - p)` for (n,).
 

@@ -76,7 +76,7 @@ class CalibrationAccumulator:
         self.n_classes = _inputs.integer(n_classes, "n_classes", 2, " (binary)")
         self.n_bins = _inputs.n_bins(n_bins)
         self.n_bootstrap = metrics.check_n_bootstrap(n_bootstrap)
-        self._rng = np.random.default_rng(random_state) if self.n_bootstrap else None
+        self._rng = _inputs.rng(random_state) if self.n_bootstrap else None
         self.edges = metrics.uniform_edges(self.n_bins)
         n_weightings = 1 + self.n_bootstrap
         self._sums = {

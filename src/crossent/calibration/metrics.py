@@ -334,7 +334,7 @@ def expected_calibration_error(
     else:
         edges = quantile_edges(scores, n_bins)
         index = np.stack([bin_index(scores[:, k], edges[:, k]) for k in range(scores.shape[1])], 1)
-    rng = np.random.default_rng(random_state) if n_bootstrap else None
+    rng = _inputs.rng(random_state) if n_bootstrap else None
     weights = replicate_weights(w, n_bootstrap, rng)
     values = error_from_sums(binned_sums(index, scores, hits, weights, n_bins), norm, mode, debias)
     return summarise(values, confidence_level)
