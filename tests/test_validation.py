@@ -172,6 +172,21 @@ BAD = [
         ValueError,
         r"use input='logits' if these are logits",
     ),
+    # crossent.testing: a step of 0 had divided by zero, a wrong direction met broadcasting
+    (
+        lambda: __import__("crossent.testing").testing.finite_difference_gradient(
+            lambda x: float(x.sum()), np.ones(2), step=0
+        ),
+        ValueError,
+        "step must be a positive finite number",
+    ),
+    (
+        lambda: __import__("crossent.testing").testing.finite_difference_directional(
+            lambda x: float(x.sum()), np.ones(2), np.ones(3)
+        ),
+        ValueError,
+        "direction has shape",
+    ),
     (  # NumPy's SeedSequence had spoken, naming nothing
         lambda: _calibration().expected_calibration_error(Y, P, n_bootstrap=5, random_state="x"),
         TypeError,

@@ -13,6 +13,15 @@ import numpy as np
 RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 
 
+def _step(step: float) -> float:
+    """A finite, positive step (0 had divided by zero, NaN given NaN derivatives)."""
+    if isinstance(step, bool) or not isinstance(step, (int, float, np.floating, np.integer)):
+        raise TypeError(f"step must be a positive number, got {step!r}")
+    if not 0 < float(step) < np.inf:
+        raise ValueError(f"step must be a positive finite number, got {step!r}")
+    return float(step)
+
+
 def finite_difference_gradient(
     f: Callable[[np.ndarray], float], x: np.ndarray, *, step: float = 1e-4
 ) -> np.ndarray:
@@ -23,6 +32,7 @@ def finite_difference_gradient(
     The truncation error is :math:`O(h^4)`; with ``h = 1e-4`` and smooth ``f`` the result is
     good to about 1e-9 relative. ``x`` is not modified.
     """
+    step = _step(step)
     x = np.array(x, dtype=np.float64)
     grad = np.empty_like(x)
     flat, out = x.reshape(-1), grad.reshape(-1)
@@ -45,8 +55,13 @@ def finite_difference_directional(
     Useful where ``x`` is constrained (a probability row must keep summing to 1): choose a
     direction that stays in the constraint set and compare with ``grad @ direction``.
     """
+    step = _step(step)
     x = np.asarray(x, dtype=np.float64)
     d = np.asarray(direction, dtype=np.float64)
+    if d.shape != x.shape:
+        raise ValueError(
+            f"direction has shape {d.shape} but x has shape {x.shape}; they must match"
+        )
     values = [float(f(x + k * step * d)) for k in (2, 1, -1, -2)]
     return (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * step)
 
