@@ -95,7 +95,7 @@ def test_float32_probabilities_are_accepted_and_renormalised() -> None:
         got = evaluate(y, p32, from_logits=from_logits, n_bootstrap=0)
         assert got.input == "probabilities"
         reference.assert_close(got.to_dict(), want)
-    with pytest.raises(ValueError, match="rows must sum to 1"):
+    with pytest.raises(ValueError, match=r"sum to 0\.999, not 1 \(tolerance 0\.00035\)"):
         evaluate(y, p * 0.999, from_logits=False, n_bootstrap=0)
 
 

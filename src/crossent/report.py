@@ -270,19 +270,17 @@ def _detect_from_logits(sample: np.ndarray) -> bool:
 
 
 def _check_probabilities(pred: np.ndarray) -> None:
-    """Probabilities in [0, 1], rows (n, K) summing to 1 within the tolerance of
-    :data:`crossent._tables.SUM_TOLERANCE` (:class:`_Pass` divides them by their sums)."""
-    from ._tables import SUM_TOLERANCE
+    """The file reader's check of probabilities (:func:`crossent._tables._check_probabilities`:
+    values in [0, 1], rows summing to 1 within its tolerance, which :class:`_Pass` divides
+    out), its error as a ``ValueError`` naming ``y_pred``."""
+    from . import _tables
 
-    if np.any((pred < 0) | (pred > 1)):
-        raise ValueError("y_pred holds probabilities (from_logits=False) outside [0, 1]")
-    if pred.ndim == 2:
-        worst = float(np.max(np.abs(pred.sum(axis=1) - 1)))
-        if worst > SUM_TOLERANCE:
-            raise ValueError(
-                f"y_pred's rows must sum to 1 (tolerance {SUM_TOLERANCE:.2g}); the worst is off "
-                f"by {worst:.3g}"
-            )
+    n_classes = 1 if pred.ndim == 1 else pred.shape[1]
+    columns = ["y_pred"] if pred.ndim == 1 else [f"y_pred[{k}]" for k in range(n_classes)]
+    try:
+        _tables._check_probabilities(pred, columns, 0, told=True)
+    except _tables.InputError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _fit_temperature(statistics: Callable[[float], Any], max_iter: int = 100) -> float:
