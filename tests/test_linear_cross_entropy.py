@@ -256,3 +256,43 @@ def test_arrays_that_cannot_be_written_into_are_refused(monkeypatch):
     h, w = torch.ones(4, 3), torch.ones(5, 3)
     with pytest.raises(TypeError, match="hidden is a Tensor, whose arrays cannot be written"):
         crossent.linear_cross_entropy(h, w, torch.zeros(4, dtype=torch.int64))
+
+
+def test_read_only_hidden_is_only_read():
+    # the check for a library whose arrays take writes had read the caller's array's own flag
+    h, w = RNG.normal(size=(6, 4)), RNG.normal(size=(10, 4))
+    t = np.array([1, 2, 3, 4, 5, 6])
+    expected = lce(h, w, t)
+    h.flags.writeable = False
+    value, grads = lce(h, w, t)
+    np.testing.assert_array_equal(value, expected[0])
+    for a, b in zip(grads[:2], expected[1][:2], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_uint8_tensor_targets_compare_as_numbers():
+    # PyTorch wraps ignore_index=-100 into uint8 as 156: label 156 had been counted as ignored
+    # in the mean's normaliser
+    h, w = torch.tensor(RNG.normal(size=(8, 4))), torch.tensor(RNG.normal(size=(200, 4)))
+    y = torch.tensor([156, 1, 2, 3, 156, 5, 6, 7])
+    expected = torch.nn.functional.cross_entropy(h @ w.T, y)
+    got = crossent.linear_cross_entropy(h, w, y.to(torch.uint8))
+    assert abs(float(got) - float(expected)) < 1e-12
+
+
+def test_float16_inputs_are_returned_in_float16():
+    h = RNG.normal(size=(6, 4)).astype(np.float16)
+    w = RNG.normal(size=(10, 4)).astype(np.float16)
+    t = np.array([1, 2, 3, 4, 5, 6])
+    value, (d_h, d_w, d_b) = lce(h, w, t, bias=np.zeros(10, np.float16))
+    assert value.dtype == d_h.dtype == d_w.dtype == d_b.dtype == np.float16
+    ref = lce(h.astype(np.float32), w.astype(np.float32), t, bias=np.zeros(10, np.float32))
+    np.testing.assert_allclose(d_w, ref[1][1], rtol=1e-3, atol=1e-4)
+
+
+def test_overflowing_logits_are_named():
+    # finite float32 inputs whose product overflows: the error had spoken of a "y_pred"
+    h = np.full((4, 8), 1e20, np.float32)
+    w = np.full((5, 8), 1e20, np.float32)
+    with pytest.raises(ValueError, match=r"logits hidden @ weight.T .* rows 0 to 3 overflow"):
+        crossent.linear_cross_entropy(h, w, np.arange(4))

@@ -46,7 +46,7 @@ def predictions(y_pred: Any, xp: Any, name: str = "y_pred", *, check_finite: boo
     if y_pred.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension, got a scalar")
     if _size(y_pred) == 0:
-        raise ValueError(f"{name} is empty: cross-entropy of no examples is undefined")
+        raise ValueError(f"{name} is empty; at least one value is needed")
     if y_pred.dtype not in (xp.float32, xp.float64):
         y_pred = xp.astype(y_pred, xp.float32)
     if check_finite:

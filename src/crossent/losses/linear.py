@@ -129,9 +129,11 @@ def linear_cross_entropy(
     ``weight`` and ``bias`` (``d_bias`` is ``None`` without a bias).
 
     Args:
-        hidden: (N, D) inputs of the last layer, float32 or float64: NumPy arrays, or those
-            of another library whose arrays can be written into (PyTorch, for one), computed
-            with that library and returned as its arrays (JAX's immutable arrays are not).
+        hidden: (N, D) inputs of the last layer, float32 or float64 (float16 and bfloat16
+            are computed in float32 and returned in their dtype): NumPy arrays (read-only ones
+            too: the inputs are only read), or those of another library whose arrays can be
+            written into (PyTorch, for one), computed with that library and returned as its
+            arrays (JAX's immutable arrays are not).
         weight: (V, D) weights of the layer (the output embedding).
         targets: (N,) integer class indices in [0, V), or ``ignore_index``.
         bias: optional (V,) bias.
@@ -173,9 +175,12 @@ def linear_cross_entropy(
     order = _derivatives.order()
     xp = _array.namespace(hidden, weight)
     numpy = _array.is_numpy(xp)
+    out_dtype = xp.result_type(*(_validation.result_dtype(a, xp) for a in (hidden, weight)))
     hidden = _matrix(hidden, xp, "hidden", 2)
     weight = _matrix(weight, xp, "weight", 2)
-    if not _array.array_api_compat.is_writeable_array(hidden):
+    # The results are filled block by block: the library's new arrays must take writes (the
+    # caller's own arrays are only read, and may be read-only).
+    if not _array.array_api_compat.is_writeable_array(xp.empty_like(hidden[:0, :])):
         raise TypeError(
             f"hidden is a {type(hidden).__name__}, whose arrays cannot be written into; "
             f"linear_cross_entropy fills its results block by block: pass NumPy arrays or "
@@ -203,7 +208,7 @@ def linear_cross_entropy(
     if softcap is not None:
         softcap = _validation.in_range(softcap, "softcap", 0.0, low_open=True)
     _validation.reduction(reduction)
-    _validation.class_indices(targets, xp, n_classes, ignore_index, "targets")
+    targets = _validation.class_indices(targets, xp, n_classes, ignore_index, "targets")
     if chunk_size is None:
         chunk_size = _default_rows(n_rows, n_classes)
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
@@ -269,8 +274,15 @@ def linear_cross_entropy(
             z = xp.tanh(u) * softcap
         block = (ce_targets[start:stop], z if z_host is None else z_host)
         weights = ce_weights[: stop - start]
+        try:
+            if order:
+                value, g = loss_and_grad(*block, sample_weight=weights, out=z_host, **options)
+            else:
+                value = categorical_cross_entropy(*block, sample_weight=weights, **options)
+        except ValueError as error:
+            _raise_if_overflowed(block[1], start, stop, np if z_host is not None else xp, error)
+            raise
         if order:
-            value, g = loss_and_grad(*block, sample_weight=weights, out=z_host, **options)
             # d tanh(u) / du = 1 / cosh(u)^2: exact where tanh saturates, where 1 - tanh(u)^2
             # keeps only the digits of tanh's rounding (float32 at |u| = 8: 6% off; at 12: 0
             # instead of 1.5e-10). cosh overflows to infinity beyond |u| = 89 (float32): 0.
@@ -286,13 +298,24 @@ def linear_cross_entropy(
             _product(d_weight, g.T, h, xp, accumulate=start > 0)
             if d_bias is not None:
                 d_bias += xp.sum(g, axis=0)
-        else:
-            value = categorical_cross_entropy(*block, sample_weight=weights, **options)
         if per_row is not None:
             (per_row if per_row_view is None else per_row_view)[start:stop] = value
         else:
             total = total + value
 
-    result = per_row if per_row is not None else xp.astype(_array.asarray(total, xp, hidden), dtype)
-    grad = (d_hidden, d_weight, d_bias) if order else None
-    return _derivatives.output(_derivatives.Derivatives(result, grad))
+    result = per_row if per_row is not None else _array.asarray(total, xp, hidden)
+    cast = lambda a: None if a is None else xp.astype(a, out_dtype, copy=False)  # noqa: E731
+    grad = tuple(cast(g) for g in (d_hidden, d_weight, d_bias)) if order else None
+    return _derivatives.output(_derivatives.Derivatives(cast(result), grad))
+
+
+def _raise_if_overflowed(z: Any, start: int, stop: int, xp: Any, error: Exception) -> None:
+    """After a block's cross-entropy raised: when its logits are not finite (finite ``hidden``
+    and ``weight`` whose product overflowed), say so instead of the loss's "y_pred" error."""
+    try:
+        _validation.finite(z, xp, "logits")
+    except ValueError:
+        raise ValueError(
+            f"the logits hidden @ weight.T (+ bias) of rows {start} to {stop - 1} overflow to "
+            f"infinity in {z.dtype}; scale hidden or weight down"
+        ) from error
