@@ -386,3 +386,54 @@ def test_zero_weight_mini_batches_are_harmless(cancer):
         model.fit(X, y, sample_weight=sw)
     assert np.all(np.isfinite(model.coef_))
     assert model.score(X, y) > 0.9
+
+
+def _weighted_problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_one_row_batches_keep_the_weights(solver):
+    # each mini-batch had been normalised by its own weight total, which cancels the weight of
+    # a one-row batch: class weights had changed nothing
+    X, y = _weighted_problem()
+    cw = {0: 1, 1: 10}
+    optimum = LogisticRegression(class_weight=cw, alpha=1e-3, tol=1e-10).fit(X, y).intercept_
+    unweighted = LogisticRegression(alpha=1e-3, tol=1e-10).fit(X, y).intercept_
+    kw = dict(solver=solver, batch_size=1, alpha=1e-3, max_iter=40, learning_rate=0.005,
+              random_state=0, n_iter_no_change=1000)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sgd = LogisticRegression(class_weight=cw, **kw).fit(X, y).intercept_
+        same = LogisticRegression(**kw).fit(X, y, sample_weight=np.where(y == 1, 10.0, 1.0))
+    assert abs(sgd[0] - optimum[0]) < 0.1 * abs(optimum[0] - unweighted[0])
+    np.testing.assert_allclose(same.intercept_, sgd, rtol=1e-12)
+
+
+def test_partial_fit_row_by_row_keeps_the_weights():
+    X, y = _weighted_problem()
+    cw = {0: 1, 1: 10}
+    optimum = LogisticRegression(class_weight=cw, alpha=1e-3, tol=1e-10).fit(X, y).intercept_
+    unweighted = LogisticRegression(alpha=1e-3, tol=1e-10).fit(X, y).intercept_
+    model = LogisticRegression(solver="sgd", learning_rate=0.005, alpha=1e-3, class_weight=cw)
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        for i in rng.permutation(len(y)):
+            model.partial_fit(X[i : i + 1], y[i : i + 1], classes=[0, 1])
+    assert abs(model.intercept_[0] - optimum[0]) < 0.1 * abs(optimum[0] - unweighted[0])
+
+
+def test_partial_fit_refuses_balanced_class_weights():
+    X, y = _weighted_problem()
+    model = LogisticRegression(solver="sgd", class_weight="balanced")
+    with pytest.raises(ValueError, match="'balanced' is not supported by partial_fit"):
+        model.partial_fit(X, y, classes=[0, 1])
+
+
+def test_weights_whose_sum_overflows_are_refused():
+    X, y = _weighted_problem()
+    with pytest.raises(ValueError, match="sums to infinity"):
+        LogisticRegression().fit(X, y, sample_weight=np.full(len(y), 1e307))

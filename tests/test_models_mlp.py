@@ -11,6 +11,7 @@ from sklearn.datasets import load_iris, make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
+import crossent
 from crossent.models import LogisticRegression, MLPClassifier
 
 
@@ -220,3 +221,26 @@ def test_bad_input_raises(iris, kwargs, fit_kw, match):
     X, y = iris
     with pytest.raises(ValueError, match=match):
         MLPClassifier(**kwargs, max_iter=1).fit(X, y, **fit_kw)
+
+
+def test_distillation_refuses_loss_options_it_would_ignore(iris):
+    # distillation trains on crossent.distillation_loss: loss_params had been dropped silently,
+    # and predict_proba had divided by their temperature anyway
+    X, y = iris
+    teacher = np.random.default_rng(0).normal(size=(len(y), 3))
+    for kw in ({"loss_params": {"temperature": 3.0}}, {"loss": "focal"}):
+        model = MLPClassifier((4,), solver="lbfgs", max_iter=20, random_state=0, **kw)
+        with pytest.raises(ValueError, match="distillation_loss"):
+            model.fit(X, y, teacher_logits=teacher)
+
+
+def test_predict_proba_uses_the_temperature_trained_with(iris):
+    X, y = iris
+    model = _fitted(
+        MLPClassifier((4,), solver="lbfgs", max_iter=30, random_state=0,
+                      loss_params={"temperature": 2.0}),
+        X, y,
+    )  # fmt: skip
+    expected = crossent.softmax(model.decision_function(X[:5]) / 2.0, axis=1)
+    model.set_params(loss_params=None)  # not refitted: the model is the one trained at T = 2
+    np.testing.assert_allclose(model.predict_proba(X[:5]), expected, rtol=1e-12)

@@ -32,7 +32,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .. import _derivatives
 from .._validation import in_range
 from ..losses import distillation_loss
-from ..objectives._core import BINARY, check_loss_params, resolve
+from ..objectives._core import BINARY, CROSS_ENTROPIES, check_loss_params, resolve
 from ..regularization import l2_penalty
 from ..special import sigmoid, softmax
 from . import solvers
@@ -72,6 +72,11 @@ class DataTerm:
         self.fn, self.params, self.binary = fn, params, binary
         self.y = y.astype(np.float64) if binary and teacher is None else y
         self.weights = weights
+        # A mini-batch's weights are divided by its size times the mean weight of all the
+        # data (partial_fit: of every row seen so far), so that its weighted loss is an
+        # unbiased estimate of the objective; its own total would cancel a one-row batch's
+        # weight, and bias small batches.
+        self.mean_weight = float(weights.mean())
         self.teacher, self.distill = teacher, distill or {}
         self._at: tuple | None = None  # (z, what hessp reuses at z)
 
@@ -93,12 +98,11 @@ class DataTerm:
 
     def __call__(self, z: np.ndarray, rows: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """Weighted mean loss and its gradient with respect to ``z``."""
-        s = self.weights if rows is None else self.weights[rows]
-        total = s.sum()
+        if rows is None:
+            s = self.weights / self.weights.sum()
+        else:
+            s = self.weights[rows] / (rows.size * self.mean_weight)
         value, grad = self._call(z, rows, 1)
-        if total == 0:  # a mini-batch of zero-weight rows carries no information
-            return 0.0, np.zeros_like(grad)
-        s = s / total
         return float(s @ value), _scale(grad, s)
 
     def hessp(self, z: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -215,6 +219,12 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
             s *= cw[y_enc]
         if not np.any(s > 0):
             raise ValueError("sample_weight (times class_weight) must have a positive entry")
+        with np.errstate(over="ignore"):
+            if not np.isfinite(s.sum()):
+                raise ValueError(
+                    "sample_weight (times class_weight) sums to infinity; scale it down (the "
+                    "objective depends only on the weights' ratios)"
+                )
         return s
 
     # -- objective -------------------------------------------------------------------------
@@ -261,6 +271,15 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
     def _data_term(self, y_enc, weights, n_classes, teacher=None, distill=None) -> DataTerm:
         fn, binary = resolve_loss(self.loss, n_classes)
         params = check_loss_params(fn, self.loss_params)
+        if teacher is not None and (params or fn not in CROSS_ENTROPIES):
+            raise ValueError(
+                "fit(teacher_logits=...) trains on crossent.distillation_loss, whose options "
+                "are temperature and distill_alpha: loss must be a cross-entropy "
+                f"('log_loss', 'cross_entropy') and loss_params empty; got loss={self.loss!r}, "
+                f"loss_params={self.loss_params!r}"
+            )
+        # predict_proba gives the likelihood trained: the loss's temperature, 1 when distilled
+        self._temperature = params.get("temperature", 1.0)
         return DataTerm(fn, params, y_enc, weights, binary, teacher, distill)
 
     # -- fitting ---------------------------------------------------------------------------
@@ -275,10 +294,21 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("classes must be given on the first call to partial_fit")
         if classes is not None and np.ndim(classes) != 1:  # a string would be one class
             raise ValueError(f"classes must be a 1-D array-like of labels, got {classes!r}")
+        if partial and isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: one batch's class "
+                "counts are not the data's. Compute the weights from all the labels (or a large "
+                "sample), e.g. sklearn.utils.class_weight.compute_class_weight('balanced', "
+                "classes=classes, y=y), and pass them as a dict"
+            )
         y_enc = self._encode(y, classes, keep=not first)
         n_classes = self.classes_.size
         weights = self._example_weights(y_enc, sample_weight)
         term = self._data_term(y_enc, weights, n_classes, teacher, distill)
+        if partial:  # the mean weight of every row seen (DataTerm.mean_weight)
+            total, count = (0.0, 0) if first else self._weights_seen
+            self._weights_seen = (total + float(weights.sum()), count + weights.size)
+            term.mean_weight = self._weights_seen[0] / self._weights_seen[1]
         n_out = 1 if term.binary else n_classes
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
 
@@ -355,7 +385,7 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n, n_classes), in the order of ``classes_``: those of the
         likelihood trained, so with the loss's ``temperature`` (``loss_params``) if any."""
-        z = self.decision_function(X) / (self.loss_params or {}).get("temperature", 1.0)
+        z = self.decision_function(X) / self._temperature
         if z.ndim == 1:
             p = sigmoid(z)
             return np.stack([1 - p, p], axis=1)
@@ -383,6 +413,7 @@ def _subset(term: DataTerm, rows: np.ndarray) -> DataTerm:
     out = DataTerm.__new__(DataTerm)
     out.__dict__.update(term.__dict__)
     out.y, out.weights = term.y[rows], term.weights[rows]
+    out.mean_weight = float(out.weights.mean())
     out.teacher = None if term.teacher is None else term.teacher[rows]
     out._at = None
     return out

@@ -63,7 +63,7 @@ LOSSES: dict[str, tuple[Callable, Callable]] = {
 }
 BINARY = (binary_cross_entropy, binary_focal_loss)
 _CATEGORICAL = (categorical_cross_entropy, categorical_focal_loss)
-_CONVEX = (binary_cross_entropy, categorical_cross_entropy)
+CROSS_ENTROPIES = (binary_cross_entropy, categorical_cross_entropy)  # convex in the logits
 HESSIANS = ("auto", "exact", "clip", "fisher")
 _LABEL_WEIGHTS = ("alpha", "class_weight", "pos_weight")  # factored out of the Fisher hessian
 
@@ -144,7 +144,7 @@ class Derivatives:
         if hessian not in HESSIANS:
             raise ValueError(f"hessian must be one of {HESSIANS}, got {hessian!r}")
         if hessian == "auto":
-            hessian = "exact" if self.fn in _CONVEX else "clip"
+            hessian = "exact" if self.fn in CROSS_ENTROPIES else "clip"
         self.hessian = hessian
         if not np.isfinite(hessian_floor) or hessian_floor <= 0:
             raise ValueError(f"hessian_floor must be a positive number, got {hessian_floor!r}")
