@@ -652,3 +652,86 @@ def test_functions_calling_wide_vectors_carry_the_vector_width_attribute():
     attribute = '"prefer-vector-width"="512"'
     assert attribute in marked.inspect_llvm(marked.signatures[0])
     assert attribute not in plain.inspect_llvm(plain.signatures[0])
+
+
+@pytest.mark.parametrize("backend", ["fused", "auto"])
+def test_numpy_logits_with_tensor_labels_take_the_portable_path(backend):
+    # the fused path had been chosen from the NumPy logits and then given the tensors that the
+    # PyTorch labels made of them (AttributeError)
+    torch = pytest.importorskip("torch")
+    z = logits((2000, 10), np.float64)
+    y = RNG.integers(0, 10, 2000)
+    want = crossent.categorical_cross_entropy(y, z, from_logits=True, backend="portable")
+    got = crossent.categorical_cross_entropy(torch.tensor(y), z, from_logits=True, backend=backend)
+    assert isinstance(got, torch.Tensor) and abs(float(got) - float(want)) < 1e-12
+    t = (RNG.random((2000, 10)) < 0.5).astype(np.float64)
+    want = crossent.binary_cross_entropy(t, z, from_logits=True, backend="portable")
+    got = crossent.binary_cross_entropy(torch.tensor(t), z, from_logits=True, backend=backend)
+    assert isinstance(got, torch.Tensor) and abs(float(got) - float(want)) < 1e-12
+
+
+@pytest.mark.parametrize("n_classes", [4, 100])
+@pytest.mark.parametrize(
+    "loss", [crossent.categorical_cross_entropy, crossent.categorical_focal_loss]
+)
+def test_without_ignore_index_every_label_is_checked(loss, n_classes):
+    # ignore_index=None had been passed to the kernels as the label -2**62, which they ignored
+    y = np.array([1, -(2**62), 2])
+    for backend in ("portable", "fused"):
+        with pytest.raises(ValueError, match="class index -4611686018427387904"):
+            loss(y, np.zeros((3, n_classes)), from_logits=True, ignore_index=None, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["portable", "fused"])
+def test_out_partly_overlapping_the_logits_is_refused(backend):
+    # the kernels had written gradient rows over logits of rows not yet read
+    buf = np.zeros(9 * 100)
+    buf[:-100] = logits((8, 100), np.float64).ravel()
+    z, out = buf[:-100].reshape(8, 100), buf[100:].reshape(8, 100)
+    y = RNG.integers(0, 100, 8)
+    with pytest.raises(ValueError, match="out overlaps y_pred without being it"):
+        cce(y, z, from_logits=True, out=out, backend=backend)
+    flat = buf[:-100]
+    with pytest.raises(ValueError, match="out overlaps y_pred without being it"):
+        bce(np.zeros(800), flat, from_logits=True, out=buf[1:-99], backend=backend)
+
+
+@pytest.mark.parametrize(
+    "fn, kwargs",
+    [
+        (bfl, {"gamma": 2.0}),
+        (bce, {"sample_weight": np.ones(4096)}),
+        (bce, {"pos_weight": np.arange(1.0, 9.0)}),
+    ],
+)
+def test_float32_binary_sums_stay_within_tolerance(fn, kwargs):
+    # the scalar loop of the binary kernel had summed 1024 float32 terms in float32: 1.03e-5
+    # relative off at constant logits
+    z = np.zeros((4096, 8), np.float32)
+    y = (RNG.random((4096, 8)) < 0.5).astype(np.float32)
+    want = fn(y.astype(np.float64), z.astype(np.float64), from_logits=True, **kwargs)[0]
+    got = fn(y, z, from_logits=True, backend="fused", **kwargs)[0]
+    assert abs(float(got) - float(want)) <= 1e-6 * abs(float(want))
+
+
+def test_both_paths_raise_the_same_first_error():
+    # the fused path checks NaN and label/target ranges last, as its kernel reads them; the
+    # portable path had checked them first, so that two bad arguments gave different errors
+    z = np.zeros((4, 3))
+    z[0, 0] = np.nan
+    cases = [
+        (crossent.categorical_cross_entropy, np.array([0.0, 1.0, 2.0, 1.0]), z, {}),
+        (crossent.categorical_cross_entropy, np.array([0, 1, 2, 1]), z, {"reduction": "avg"}),
+        (crossent.categorical_cross_entropy, np.array([0, 5, 2, 1]), np.zeros((4, 3)),
+         {"class_weight": np.ones(4)}),
+        (crossent.binary_cross_entropy, np.full((4, 3), 2.0), np.zeros((4, 3)),
+         {"pos_weight": np.ones(5)}),
+        (crossent.binary_focal_loss, np.full((4, 3), 2.0), z, {"gamma": -1.0}),
+    ]  # fmt: skip
+    for fn, y, pred, kwargs in cases:
+        errors = []
+        for backend in ("portable", "fused"):
+            with pytest.raises((ValueError, TypeError)) as info:
+                fn(y, pred, from_logits=True, backend=backend, **kwargs)
+            errors.append((info.type, str(info.value)))
+        assert errors[0] == errors[1]

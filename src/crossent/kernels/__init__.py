@@ -167,7 +167,8 @@ def on_host_views(impl: Callable) -> Callable:
 
 def gradient_buffer(out: Any, like: np.ndarray, dtype: Any, name: str = "out") -> np.ndarray | None:
     """Check a caller's ``out=`` buffer: a writeable NumPy array of ``like``'s shape and of
-    ``dtype``, the caller's (float16, whose gradient is computed in float32, included)."""
+    ``dtype``, the caller's (float16, whose gradient is computed in float32, included), that
+    is either ``like`` itself or does not overlap it."""
     if out is None:
         return None
     from .. import _derivatives
@@ -185,13 +186,23 @@ def gradient_buffer(out: Any, like: np.ndarray, dtype: Any, name: str = "out") -
         )
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only; the gradient cannot be written into it")
+    if (
+        isinstance(like, np.ndarray)
+        and np.may_share_memory(out, like)
+        and not _same_view(out, like)
+    ):
+        raise ValueError(
+            f"{name} overlaps y_pred without being it: the gradient would overwrite values "
+            f"not yet read. Pass y_pred itself (its memory then holds the gradient) or a "
+            f"separate array"
+        )
     return out
 
 
-def clipped_labels(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Labels clipped into [0, n_classes) for gathering class weights before the kernel has
-    checked them (rows it rejects raise; ignored rows have weight 0)."""
-    return np.clip(labels, 0, n_classes - 1)
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays are the same elements of the same memory (address, shape, strides)."""
+    address = lambda x: x.__array_interface__["data"][0]  # noqa: E731
+    return address(a) == address(b) and a.shape == b.shape and a.strides == b.strides
 
 
 def _rows_view(a: np.ndarray, n_classes: int) -> np.ndarray:
@@ -295,8 +306,8 @@ def fused_categorical(
     loss = np.empty(n_rows, dtype=dtype)
     block = max(1, ROW_BLOCK_ELEMENTS // n_classes)
     status = np.zeros((n_rows + block - 1) // block, dtype=np.int64)
-    ignore = options["ignore_index"]
-    ignore = np.int64(-(2**62) if ignore is None else ignore)
+    has_ignore = options["ignore_index"] is not None
+    ignore = np.int64(options["ignore_index"] if has_ignore else 0)
     eps = options["label_smoothing"]
     keep, spread = one(1.0 - eps), one(eps / n_classes)
     inv_t = one(1.0 / options["temperature"])
@@ -308,16 +319,17 @@ def fused_categorical(
         y = np.zeros(0, dtype=np.int64)
     if soft is None and options["gamma"] == 0:
         _launch(
-            k.categorical_labels, z.size, z, y, ignore, factor, one(factor.sum()), keep,
-            spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad, want_grad, in_place, loss,
-            status,
+            k.categorical_labels, z.size, z, y, ignore, has_ignore, factor, one(factor.sum()),
+            keep, spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad, want_grad, in_place,
+            loss, status,
         )  # fmt: skip
     else:
         q = np.zeros((0, n_classes), dtype) if soft is None else _plain(soft, dtype)
         q = q.reshape(-1, n_classes)
         _launch(
-            k.categorical_general, z.size, z, y, ignore, q, factor, keep, spread, inv_t,
-            one(2 * z_loss), gamma, scale_ce, scale_z, grad, want_grad, in_place, loss, status,
+            k.categorical_general, z.size, z, y, ignore, has_ignore, q, factor, keep, spread,
+            inv_t, one(2 * z_loss), gamma, scale_ce, scale_z, grad, want_grad, in_place, loss,
+            status,
         )  # fmt: skip
 
     def recheck() -> None:

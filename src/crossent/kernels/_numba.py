@@ -311,13 +311,14 @@ def _row_max_check(row):
 
 
 @njit(error_model="numpy")
-def _label(y, ignore_index, n_classes):
+def _label(y, ignore_index, has_ignore, n_classes):
     """A row's label ready for indexing (0 when ignored or out of range), whether it is
-    valid (``ignore_index`` or in ``[0, n_classes)``) and whether the row counts (not
-    ignored)."""
-    counts = y != ignore_index
+    valid (``ignore_index`` when ``has_ignore``, or in ``[0, n_classes)``) and whether the
+    row counts (not ignored). A flag rather than a sentinel value for "no ignore_index":
+    every int64 may be a caller's label."""
+    ignored = has_ignore & (y == ignore_index)
     inside = (y >= 0) & (y < n_classes)
-    return (y if inside & counts else 0), inside | (y == ignore_index), counts
+    return (y if inside & ~ignored else 0), inside | ignored, ~ignored
 
 
 @njit(error_model="numpy")
@@ -362,8 +363,8 @@ def _row_gap(row, wa, inv_t, m):
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def categorical_labels(
-    z, labels, ignore_index, wa, sum_wa, keep, spread, inv_t, two_z, scale_ce, scale_z, grad,
-    want_grad, in_place, loss_rows, status,
+    z, labels, ignore_index, has_ignore, wa, sum_wa, keep, spread, inv_t, two_z, scale_ce,
+    scale_z, grad, want_grad, in_place, loss_rows, status,
 ):  # fmt: skip
     """Softmax cross-entropy for integer labels (gamma = 0), smoothing ``eps``, class weights
     ``wa`` (class_weight times alpha); ``keep = 1 - eps``, ``spread = eps / C``, ``two_z``
@@ -393,8 +394,8 @@ def categorical_labels(
         stop = min(n_rows, start + block)
         if narrow:
             code = _labels_narrow_block(
-                flat_z, flat_grad, n_classes, start, stop, labels, ignore_index, wa, keep,
-                inv_t, two_z, scale_ce, scale_z, want_grad, loss_rows,
+                flat_z, flat_grad, n_classes, start, stop, labels, ignore_index, has_ignore, wa,
+                keep, inv_t, two_z, scale_ce, scale_z, want_grad, loss_rows,
             )  # fmt: skip
             status[bi] = code
             continue
@@ -405,7 +406,7 @@ def categorical_labels(
             m, bad = _row_max_check(row)
             if bad != 0:
                 code = STATUS_NONFINITE
-            y, ok, counts = _label(labels[i], ignore_index, n_classes)
+            y, ok, counts = _label(labels[i], ignore_index, has_ignore, n_classes)
             if not ok:
                 code = STATUS_LABEL
             c_ce, c_z = _scale_at(scale_ce, i, counts), _scale_at(scale_z, i, counts)
@@ -454,8 +455,8 @@ def _block_scale(dest, scale, start):
 
 @njit(fastmath=FASTMATH, error_model="numpy")
 def _labels_narrow_block(
-    flat_z, flat_grad, n_classes, start, stop, labels, ignore_index, wa, keep, inv_t, two_z,
-    scale_ce, scale_z, want_grad, loss_rows,
+    flat_z, flat_grad, n_classes, start, stop, labels, ignore_index, has_ignore, wa, keep, inv_t,
+    two_z, scale_ce, scale_z, want_grad, loss_rows,
 ):  # fmt: skip
     r""":func:`categorical_labels` for few classes and no smoothing.
 
@@ -505,7 +506,7 @@ def _labels_narrow_block(
     _block_scale(c_z, scale_z, start)
     n_bad = 0
     for r in range(n):  # no gathers here, so that this loop vectorises
-        y, ok, counts = _label(block_labels[r], ignore_index, n_classes)
+        y, ok, counts = _label(block_labels[r], ignore_index, has_ignore, n_classes)
         n_bad += not ok
         targets[r] = y
         c_ce[r] = c_ce[r] if counts else zero
@@ -560,8 +561,8 @@ def _labels_narrow_block(
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def categorical_general(
-    z, labels, ignore_index, soft, wa, keep, spread, inv_t, two_z, gamma, scale_ce, scale_z,
-    grad, want_grad, in_place, loss_rows, status,
+    z, labels, ignore_index, has_ignore, soft, wa, keep, spread, inv_t, two_z, gamma, scale_ce,
+    scale_z, grad, want_grad, in_place, loss_rows, status,
 ):  # fmt: skip
     r"""Every other case: soft targets (``labels`` empty, ``soft`` (N, C)) and focal loss
     (``gamma > 0``).
@@ -590,7 +591,7 @@ def categorical_general(
                 code = STATUS_NONFINITE
             y, counts = -1, True
             if use_labels:
-                y, ok, counts = _label(labels[i], ignore_index, n_classes)
+                y, ok, counts = _label(labels[i], ignore_index, has_ignore, n_classes)
                 if not ok:
                     code = STATUS_LABEL
             c_ce, c_z = _scale_at(scale_ce, i, counts), _scale_at(scale_z, i, counts)
@@ -771,7 +772,8 @@ def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one)
             total += a
             lb[i] = c * a
             gb[i] = c * da
-        return c * total, bad, bad_targets
+        return np.float64(c * total), bad, bad_targets
+    exact_total = 0.0  # float64: this loop is scalar, and float32 sums of a span drifted 1e-5
     for i in range(zb.shape[0]):
         x, t = zb[i], yb[i]
         bad += x * zero
@@ -783,10 +785,10 @@ def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one)
             a, da = _bce(x, t, wp[col], one)
             col = col + 1 if col + 1 < k_pos else 0
         c = sb[0] if sb.shape[0] == 1 else sb[i]
-        total += c * a
+        exact_total += np.float64(c * a)
         lb[i] = c * a
         gb[i] = c * da
-    return total, bad, bad_targets
+    return exact_total, bad, bad_targets
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)

@@ -73,15 +73,15 @@ def _binary(
     from_logits = _validation.flag(from_logits, "from_logits")
     order = _derivatives.order()
     xp = _array.namespace(y_pred, y_true)
-    fused = kernels.use_fused(kernels.resolve(backend), y_pred, from_logits, order)
+    backend = kernels.resolve(backend)
+    fused = _array.is_numpy(xp) and kernels.use_fused(backend, y_pred, from_logits, order)
     out_dtype = _validation.result_dtype(y_pred, xp)
-    z = _validation.predictions(y_pred, xp, check_finite=not fused)
+    # Logits are checked for NaN/inf, and targets for their range, after every other check, by
+    # the fused kernel as it reads them or below: the first error is the same on both paths.
+    z = _validation.predictions(y_pred, xp, check_finite=not from_logits)
     out = kernels.gradient_buffer(out, z, out_dtype)
     y = _array.asarray(y_true, xp, z)
-    if fused:  # the kernel checks the targets' range as it reads them
-        _validation.numeric(y, xp, "y_true")
-    else:
-        y = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), z.dtype, copy=False)
+    _validation.numeric(y, xp, "y_true")
     _validation.same_shape(y, z, "y_true", "y_pred")
     _validation.reduction(reduction)
     eps_smooth = _validation.in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
@@ -90,8 +90,6 @@ def _binary(
         alpha = _validation.in_range(alpha, "alpha", 0.0, 1.0)
     if order == 2 and not from_logits:
         raise ValueError("hessians are computed with respect to logits: pass from_logits=True")
-    if eps_smooth and not fused:  # the fused kernel smooths as it reads
-        y = y * (1 - eps_smooth) + eps_smooth / 2
     w_pos = 1.0
     if pos_weight is not None:
         w_pos = _validation.real_numbers(pos_weight, xp, "pos_weight", z)
@@ -104,6 +102,12 @@ def _binary(
         if not bool(xp.all(w_pos >= 0)):
             raise ValueError("pos_weight must be non-negative")
     weights = example_weights(sample_weight, mask, tuple(z.shape), xp, z)
+    if not fused:  # the fused kernel's checks, in its order; it also smooths as it reads
+        if from_logits:
+            _validation.finite(z, xp, "y_pred")
+        y = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), z.dtype, copy=False)
+        if eps_smooth:
+            y = y * (1 - eps_smooth) + eps_smooth / 2
     if not from_logits:
         _validation.probabilities(z, xp, "y_pred")
     elements = None if fused else block_elements(z, xp)

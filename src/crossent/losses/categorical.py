@@ -215,6 +215,13 @@ def _targets(
     return _distribution(soft, labels, pred, label_smoothing, xp), valid, labels
 
 
+def _gatherable(labels: Any, n_classes: int, xp: Any) -> Any:
+    """Labels outside [0, n_classes) set to 0, before their range is checked: ignored rows
+    (whose weight is 0) and the errors the check raises later."""
+    inside = (labels >= 0) & (labels < n_classes)
+    return xp.where(inside, labels, xp.zeros_like(labels))
+
+
 def _safe_labels(labels: Any, valid: Any, xp: Any) -> Any:
     """Labels with ignored rows set to class 0 (their weight is 0)."""
     return labels if valid is None else xp.where(valid, labels, xp.zeros_like(labels))
@@ -271,9 +278,12 @@ def _categorical(
     ignore_index = _validation.index_option(ignore_index, "ignore_index")
     order = _derivatives.order()
     xp = _array.namespace(y_pred, y_true)
-    fused = kernels.use_fused(kernels.resolve(backend), y_pred, from_logits, order)
+    backend = kernels.resolve(backend)
+    fused = _array.is_numpy(xp) and kernels.use_fused(backend, y_pred, from_logits, order)
     out_dtype = _validation.result_dtype(y_pred, xp)
-    pred = _validation.predictions(y_pred, xp, check_finite=not fused)
+    # Logits are checked for NaN/inf, and labels for their range, after every other check, by
+    # the fused kernel as it reads them or below: the first error is the same on both paths.
+    pred = _validation.predictions(y_pred, xp, check_finite=not from_logits)
     _validation.axis(axis, pred.ndim)
     out = kernels.gradient_buffer(out, pred, out_dtype)
     pred = _array.moveaxis(xp, pred, axis, -1)
@@ -290,15 +300,14 @@ def _categorical(
         _validation.probabilities(pred, xp, "y_pred")
         _validation.sums_to_one(pred, xp, "y_pred")
 
-    soft, labels, valid = _target_parts(y_true, pred, xp, axis, ignore_index, not fused)
+    soft, labels, valid = _target_parts(y_true, pred, xp, axis, ignore_index, False)
     n_classes = pred.shape[-1]
     wa, normaliser = [], None  # wa: the factors of g = q * w * alpha besides q
     if class_weight is not None:
         w = _validation.class_vector(class_weight, xp, n_classes, "class_weight", pred)
         wa.append(w)
         if labels is not None:  # PyTorch: mean divides by the summed weights of the targets
-            safe = kernels.clipped_labels(labels, n_classes) if fused else None
-            safe = _safe_labels(labels, valid, xp) if safe is None else safe
+            safe = _gatherable(labels, n_classes, xp)
             normaliser = xp.reshape(xp.take(w, xp.reshape(safe, (-1,)), axis=0), labels.shape)
     if alpha is not None:
         if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
@@ -308,6 +317,11 @@ def _categorical(
 
     loss_shape = tuple(pred.shape[:-1])
     weights = example_weights(sample_weight, mask, loss_shape, xp, pred)
+    if not fused:  # the fused kernel's checks, in its order
+        if from_logits:
+            _validation.finite(pred, xp, "y_pred")
+        if labels is not None:
+            _validation.class_indices(labels, xp, n_classes, ignore_index, "y_true")
     z_normaliser = None
     if valid is not None:
         valid_w = xp.astype(valid, pred.dtype)
