@@ -239,3 +239,36 @@ def test_any_chunking_equals_one_shot(cuts, seed, n_bins):
     for mode in ("top_label", "classwise"):
         one = expected_calibration_error(y, p, n_bins=n_bins, mode=mode, sample_weight=w)
         assert acc.expected_calibration_error(mode=mode) == pytest.approx(one, abs=1e-12)
+
+
+def test_chunks_of_zero_weight_and_empty_chunks_add_nothing():
+    # a chunk whose weights sum to 0, or with no rows, had been refused; the one-shot functions
+    # take such rows (a positive total is all they need), and the bootstrap draws must match
+    y, p, w = _problem(n=60)
+    w[20:40] = 0.0
+    kw = {"n_bins": 10, "n_bootstrap": 50, "random_state": 3}
+    acc = CalibrationAccumulator(4, **kw)
+    for lo, hi in [(0, 20), (20, 40), (40, 40), (40, 60)]:
+        acc.update(y[lo:hi], p[lo:hi], w[lo:hi])
+    want = expected_calibration_error(y, p, sample_weight=w, **kw)
+    got = acc.expected_calibration_error()
+    assert got.value == pytest.approx(want.value, rel=1e-12)
+    np.testing.assert_allclose(got.replicates, want.replicates, rtol=1e-12)
+    losses = LossAccumulator().update(y[:0], p[:0]).update(y, p)
+    assert losses.nll == pytest.approx(negative_log_likelihood(y, p), rel=1e-12)
+
+
+def test_accumulator_of_zero_total_weight_refuses_to_measure():
+    y, p, _ = _problem(n=10)
+    acc = CalibrationAccumulator(4).update(y, p, np.zeros(10))
+    with pytest.raises(ValueError, match="summing to 0"):
+        acc.expected_calibration_error()
+
+
+def test_loss_accumulator_records_the_class_count_of_accepted_chunks_only():
+    # a refused 5-class chunk had fixed the accumulator to 5 classes
+    acc = LossAccumulator(from_logits=True)
+    with pytest.raises(ValueError, match="class index 7"):
+        acc.update(np.array([0, 7]), np.zeros((2, 5)))
+    acc.update(np.array([0, 2]), np.zeros((2, 3)))
+    assert acc.nll == pytest.approx(np.log(3))

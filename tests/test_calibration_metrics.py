@@ -289,3 +289,15 @@ def test_bad_input_brier():
         brier_score(np.array([0, 1]), np.array([[0.5, 0.7], [0.2, 0.8]]))
     with pytest.raises(ValueError, match="outside"):
         brier_score(np.array([0, 3]), np.array([[0.5, 0.5], [0.2, 0.8]]))
+
+
+def test_max_norm_replicate_with_no_example_is_nan():
+    # a replicate that drew no row had given 0 with norm="max" (NaN with l1 and l2)
+    y = np.array([0, 0, 0])
+    p = np.array([[0.3, 0.7], [0.2, 0.8], [0.1, 0.9]])  # always wrong: every ECE is >= 0.7
+    for norm in ("l1", "max"):
+        result = expected_calibration_error(y, p, norm=norm, n_bootstrap=1000, random_state=0)
+        empty = np.isnan(result.replicates)
+        assert empty.sum() > 0
+        assert np.all(result.replicates[~empty] >= 0.7 - 1e-12)
+        assert result.low >= 0.7 - 1e-12

@@ -322,3 +322,36 @@ def test_streaming_errors():
         TemperatureStatistics(1.0).merge(TemperatureStatistics(2.0))
     with pytest.raises(ValueError, match="temperature must lie in"):
         TemperatureStatistics(0.0)
+
+
+def test_separable_data_already_vanishing_at_t_1_warns():
+    # with large logits the NLL is below the cut-off at T = 1 already: the fit stopped there
+    # without the warning that smaller logits of the same data gave
+    z = 30 * np.array([[1.0, -1.0], [-1.0, 1.0], [2.0, -2.0], [-0.5, 0.5]])
+    with pytest.warns(RuntimeWarning, match="separate the classes"):
+        TemperatureScaling().fit(z, np.array([0, 1, 0, 1]))
+
+
+def test_streamed_chunks_of_zero_weight_or_no_rows_add_nothing():
+    z, y = _overconfident(n=60)
+    w = np.ones(60)
+    w[20:40] = 0.0
+    chunks = [(z[:20], y[:20], w[:20]), (z[20:40], y[20:40], w[20:40]), (z[:0], y[:0]),
+              (z[40:], y[40:], w[40:])]  # fmt: skip
+    streamed = fit_temperature_streaming(lambda: chunks)
+    memory = TemperatureScaling().fit(z, y, sample_weight=w)
+    assert streamed.temperature_ == pytest.approx(memory.temperature_, rel=1e-12)
+
+
+def test_a_refused_fit_leaves_the_scaler_as_it_was():
+    # the class count of a refused input had been recorded before its labels were checked
+    z, y = _overconfident(n=60, k=3)
+    ts = TemperatureScaling().fit(z, y)
+    with pytest.raises(ValueError, match="class index 7"):
+        ts.fit(z[:, :2], np.full(60, 7))
+    assert ts.n_classes_ == 3 and ts.transform(z).shape == z.shape
+    fresh = TemperatureScaling()
+    with pytest.raises(ValueError, match="class index 7"):
+        fresh.fit(z, np.full(60, 7))
+    with pytest.raises(ValueError, match="not fitted"):
+        fresh.transform(z)

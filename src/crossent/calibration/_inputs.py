@@ -80,8 +80,20 @@ def labels(y_true: Any, n: int, n_classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def sample_weight(w: Any, n: int) -> np.ndarray:
-    """Non-negative finite weights of shape (n,) with a positive sum (ones when ``None``)."""
+def empty_chunk(pred: Any, y_true: Any) -> bool:
+    """Whether a chunk given to an accumulator has no rows (it then adds nothing); its labels
+    must have none either."""
+    shape, y_shape = np.shape(pred), np.shape(y_true)
+    if len(shape) == 0 or shape[0] != 0:
+        return False
+    if y_shape[:1] != (0,):
+        raise ValueError(f"y_true has shape {tuple(y_shape)}; expected no rows, like the chunk")
+    return True
+
+
+def sample_weight(w: Any, n: int, *, positive_sum: bool = True) -> np.ndarray:
+    """Non-negative finite weights of shape (n,) (ones when ``None``), with a positive sum
+    unless ``positive_sum=False`` (a chunk of an accumulator, whose rows may all weigh 0)."""
     if w is None:
         return np.ones(n)
     w = as_numpy(w)
@@ -93,7 +105,7 @@ def sample_weight(w: Any, n: int) -> np.ndarray:
     _validation.finite(w, np, "sample_weight")
     if np.any(w < 0):
         raise ValueError("sample_weight must be non-negative")
-    if not w.sum() > 0:
+    if positive_sum and not w.sum() > 0:
         raise ValueError("sample_weight sums to 0: there is nothing to measure")
     return w
 
@@ -101,12 +113,13 @@ def sample_weight(w: Any, n: int) -> np.ndarray:
 def classification(
     y_true: Any, probs: Any, weight: Any, n_classes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """``(y, P, w, binary)``: validated labels, (n, K) probabilities and weights."""
+    """``(y, P, w, binary)``: validated labels, (n, K) probabilities and weights; with
+    ``n_classes`` (an accumulator's chunk) the weights may sum to 0."""
     p, binary = probabilities(probs)
     if n_classes is not None and p.shape[1] != n_classes:
         raise ValueError(f"probs has {p.shape[1]} classes; this accumulator expects {n_classes}")
     y = labels(y_true, p.shape[0], p.shape[1])
-    return y, p, sample_weight(weight, p.shape[0]), binary
+    return y, p, sample_weight(weight, p.shape[0], positive_sum=n_classes is None), binary
 
 
 def looks_like_probabilities(z: np.ndarray) -> bool:

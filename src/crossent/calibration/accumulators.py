@@ -3,7 +3,8 @@ r"""Mergeable accumulators: calibration metrics and mean losses over data seen i
 Every accumulator keeps additive sufficient statistics (per-bin sums of weights, scores and
 outcomes; sums of weighted losses), so
 
-* ``update`` consumes a chunk of rows (any size, any number of times);
+* ``update`` consumes a chunk of rows (any size, none included, any number of times; a
+  chunk's weights may sum to 0, as long as those of all the data do not);
 * ``merge`` adds another accumulator's statistics (from another process or machine);
 * the results equal the one-shot functions on the concatenated data up to floating-point
   summation order (tested to 1e-12).
@@ -96,6 +97,8 @@ class CalibrationAccumulator:
 
         Inputs are checked as in :func:`expected_calibration_error`. Returns ``self``.
         """
+        if _inputs.empty_chunk(probs, y_true):
+            return self
         y, p, w, _ = _inputs.classification(y_true, probs, sample_weight, self.n_classes)
         weights = metrics.replicate_weights(w, self.n_bootstrap, self._rng)
         for mode in ("top_label", "classwise"):
@@ -134,6 +137,8 @@ class CalibrationAccumulator:
     def _check_not_empty(self) -> None:
         if self.n_samples == 0:
             raise ValueError("the accumulator is empty: call update() with some data first")
+        if not self.total_weight > 0:
+            raise ValueError("the rows seen have sample weights summing to 0: nothing to measure")
 
     @property
     def total_weight(self) -> float:
@@ -257,19 +262,22 @@ class LossAccumulator:
         self._classes: int | None = None  # 0 for binary targets, else the class count
 
     def _check_classes(self, classes: int | None) -> None:
-        """One kind of input per accumulator: binary, or a fixed number of classes."""
+        """One kind of input per accumulator: binary, or a fixed number of classes (recorded
+        once a chunk has been taken)."""
         if classes is not None and self._classes is not None and classes != self._classes:
             seen = "binary targets" if self._classes == 0 else f"{self._classes} classes"
             got = "binary targets" if classes == 0 else f"{classes} classes"
             raise ValueError(f"this accumulator has seen {seen}; it cannot take {got}")
-        self._classes = self._classes if classes is None else classes
 
     def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> LossAccumulator:
         """Add a chunk (shapes described in the class docstring). Returns ``self``."""
+        if _inputs.empty_chunk(y_pred, y_true):
+            return self
         y = _inputs.as_numpy(y_true)
         pred = _inputs.as_numpy(y_pred)
         options = {"from_logits": self.from_logits, "sample_weight": sample_weight}
-        self._check_classes(0 if y.shape == pred.shape else pred.shape[-1])
+        classes = 0 if y.shape == pred.shape else pred.shape[-1]
+        self._check_classes(classes)
         if y.shape == pred.shape:
             nll = binary_cross_entropy(y, pred, reduction="none", **options)
             focal = binary_focal_loss(y, pred, gamma=self.gamma, reduction="none", **options)
@@ -295,6 +303,7 @@ class LossAccumulator:
         ]
         self.total_weight += float(valid.sum())
         self.n_samples += int(np.prod(y.shape))
+        self._classes = classes
         return self
 
     def merge(self, other: LossAccumulator) -> LossAccumulator:

@@ -255,6 +255,8 @@ def _error_from_sums(sums: np.ndarray, norm: str, mode: str, debias: bool) -> np
         if mode == "marginal":
             return np.sqrt(np.maximum(squared.mean(axis=-1), 0.0))
         per_score = np.sqrt(np.maximum(squared, 0.0))
+    if norm == "max":  # no filled bin: a replicate with no example (l1, l2: 0 / 0 = NaN)
+        per_score = np.where(total[..., 0] > 0, per_score, np.nan)
     if mode == "marginal" and norm == "max":
         return per_score.max(axis=-1)
     return per_score.mean(axis=-1)

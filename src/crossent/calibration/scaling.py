@@ -119,10 +119,12 @@ class TemperatureStatistics:
 
     def update(self, logits: Any, y_true: Any, sample_weight: Any = None) -> TemperatureStatistics:
         """Add a chunk: logits (n,) or (n, K), integer labels (n,), optional weights (n,)."""
+        if _inputs.empty_chunk(logits, y_true):
+            return self
         z, _, suspicious = _inputs.logits(logits, self.input, check_input=self.check_input)
         n_classes = 2 if z.ndim == 1 else z.shape[1]
         y = _inputs.labels(y_true, z.shape[0], n_classes)
-        self._add(z, y, _inputs.sample_weight(sample_weight, z.shape[0]))
+        self._add(z, y, _inputs.sample_weight(sample_weight, z.shape[0], positive_sum=False))
         self._suspect(suspicious)
         return self
 
@@ -314,7 +316,7 @@ def degenerate_temperature(t: float, nll: float) -> str | None:
     u = math.log(t)
     if u >= LOG_T_BOUND - 1e-9:
         return "infinity"
-    if u < 0 and (u <= -LOG_T_BOUND + 1e-9 or nll < SEPARATED_NLL):
+    if u <= 0 and (u <= -LOG_T_BOUND + 1e-9 or nll < SEPARATED_NLL):
         return "0"
     return None
 
@@ -328,10 +330,11 @@ class _Scaler:
     def _validated(self, logits: Any, y_true: Any, sample_weight: Any) -> tuple:
         _inputs.choice(self.input, "input", _inputs.INPUTS)
         z, _, _ = _inputs.logits(logits, self.input)
-        self.binary_ = z.ndim == 1
-        self.n_classes_ = 2 if self.binary_ else z.shape[1]
-        y = _inputs.labels(y_true, z.shape[0], self.n_classes_)
-        return z, y, _inputs.sample_weight(sample_weight, z.shape[0])
+        n_classes = 2 if z.ndim == 1 else z.shape[1]
+        y = _inputs.labels(y_true, z.shape[0], n_classes)
+        w = _inputs.sample_weight(sample_weight, z.shape[0])
+        self.binary_, self.n_classes_ = z.ndim == 1, n_classes  # once the input is accepted
+        return z, y, w
 
     def fit(self, logits: Any, y_true: Any, sample_weight: Any = None) -> _Scaler:
         """Fit on held-out logits (n,) or (n, K) and integer labels (n,). Returns ``self``."""
