@@ -416,3 +416,68 @@ def test_bad_numeric_options_exit_2(capsys, option: str, value: str, message: st
         main(["report", "scores.csv", option, value])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def _one_line_error(args: list[str], capsys) -> str:
+    status = main(["report", *args, "-q", "--bootstrap", "0"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "label,p_0,p_1\n1,0.2,0.8,17\n0,0.7,0.3,18\n1,0.4,0.6,19\n",  # one unnamed field more
+        "label,p_0,p_1,p_2\n0,0.2,0.3,0.5,\n1,0.5,0.5,0,\n2,0.1,0.1,0.8,\n",  # trailing commas
+    ],
+)
+def test_rows_longer_than_the_header_are_refused(tmp_path, capsys, text) -> None:
+    # pandas had taken the first field for an index in one read and not in the other: wrong
+    # numbers with exit 0, or a missing value reported where there was none
+    path = tmp_path / "extra.csv"
+    path.write_text(text)
+    assert "more fields than its header" in _one_line_error([str(path)], capsys)
+
+
+def test_metadata_beside_the_columns_is_left_out(tmp_path, capsys) -> None:
+    # pandas' saved index of a shuffled frame had been scored as a class, and an .npz with
+    # class names (another length) or a scalar had not been readable at all
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"label": [0, 1, 2, 1], "p_0": [0.7, 0.1, 0.2, 0.3],
+                       "p_1": [0.2, 0.8, 0.1, 0.6], "p_2": [0.1, 0.1, 0.7, 0.1]})  # fmt: skip
+    df.iloc[[3, 1, 0, 2]].to_parquet(tmp_path / "shuffled.parquet")
+    np.savez(tmp_path / "meta.npz", label=df["label"].to_numpy(),
+             p=df[["p_0", "p_1", "p_2"]].to_numpy(), class_names=np.array(["a", "b", "c"]),
+             temperature=np.array(1.5))  # fmt: skip
+    want = -np.mean(np.log([0.7, 0.8, 0.7, 0.6]))
+    for name in ("shuffled.parquet", "meta.npz"):
+        status = main(["report", str(tmp_path / name), "-q", "--bootstrap", "0", "--json", "-"])
+        assert status == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["source"]["columns"] == (
+            ["p_0", "p_1", "p_2"] if name.endswith("parquet") else ["p[0]", "p[1]", "p[2]"]
+        )
+        assert report["before"]["cross_entropy_nats"] == pytest.approx(want, rel=1e-12)
+
+
+def test_plot_path_without_a_known_format_is_refused_first(tmp_path, capsys) -> None:
+    y, p = data("multiclass", "probabilities", 0)
+    write(frame(y, p, "probabilities"), str(tmp_path / "d.csv"))
+    message = _one_line_error([str(tmp_path / "d.csv"), "--plot", str(tmp_path / "out")], capsys)
+    assert "--plot" in message and ".png" in message
+
+
+def test_a_closed_pipe_ends_quietly_after_writing_the_files(tmp_path) -> None:
+    # rich had exited with 1 on the closed pipe, before the JSON and the plot were written
+    y, p = data("multiclass", "probabilities", 0)
+    write(frame(y, p, "probabilities"), str(tmp_path / "d.csv"))
+    command = [sys.executable, "-m", "crossent", "report", str(tmp_path / "d.csv"),
+               "--bootstrap", "0", "--json", str(tmp_path / "o.json")]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=_command_env())  # fmt: skip
+    process.stdout.readline()
+    process.stdout.close()  # as `| head -1` does
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert json.loads((tmp_path / "o.json").read_text())["before"]

@@ -186,3 +186,26 @@ def test_unreachable_scheduler_is_one_line(capsys, tmp_path, monkeypatch) -> Non
     assert main(["report", path, "--dask", "tcp://127.0.0.1:9", "-q"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach the Dask scheduler" in err[0]
+
+
+def test_nan_in_the_detection_sample_is_named() -> None:
+    # the sample that tells probabilities from logits had not been checked: "rows do not sum
+    # to 1 (worst off by nan)"
+    p = np.full((4, 3), 1 / 3)
+    p[2, 1] = np.nan
+    with pytest.raises(ValueError, match="y_pred contains NaN or infinity"):
+        ce_dask.evaluate(da.from_array(np.array([0, 1, 2, 0])), da.from_array(p), n_bootstrap=0)
+
+
+def test_command_line_errors_on_dask_are_one_line_in_its_words(tmp_path, capsys) -> None:
+    # the command line had shown the Python API's ValueError (with "from_logits=True") as an
+    # unexpected error, after a worker's traceback
+    from crossent.cli import main
+
+    path = tmp_path / "oob.csv"
+    path.write_text("label,p_0,p_1,p_2\n0,0.2,0.3,0.5\n3,0.5,0.5,0\n")
+    status = main(["report", str(path), "-q", "--bootstrap", "0", "--dask", "local"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "crossent report: error: partition 0, row 2: label 3" in err
+    assert "Traceback" not in err and "CROSSENT_DEBUG" not in err

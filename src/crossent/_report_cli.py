@@ -18,7 +18,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     json_to_stdout = args.json == "-"
-    out = Console(stderr=json_to_stdout, highlight=False)
+    _check_plot_path(args.plot)
+    out = _Console(stderr=json_to_stdout, highlight=False)
     err = Console(stderr=True, highlight=False)
     table = _tables.open_table(args.path, args.format)
     predictions = _tables.resolve(
@@ -54,23 +55,56 @@ def run(args: argparse.Namespace) -> int:
         "columns": predictions.pred_columns,
         "detected": predictions.detected,
     }
+    written = []  # the files first: a reader of the table who stops early loses none of them
+    if args.json is not None and not json_to_stdout:
+        with open(args.json, "w") as f:
+            f.write(report.to_json() + "\n")
+        written.append(args.json)
+    if args.plot is not None:
+        report.plot(args.plot)
+        written.append(args.plot)
     if not args.quiet:
         out.print(render(report))
         out.print(_caption(report))
-    if args.json is not None:
-        text = report.to_json()
-        if json_to_stdout:
-            sys.stdout.write(text + "\n")
-        else:
-            with open(args.json, "w") as f:
-                f.write(text + "\n")
-            if not args.quiet:
-                out.print(f"wrote {escape(args.json)}")
-    if args.plot is not None:
-        report.plot(args.plot)
-        if not args.quiet:
-            out.print(f"wrote {escape(args.plot)}")
+        for path in written:
+            out.print(f"wrote {escape(path)}")
+    if json_to_stdout:
+        sys.stdout.write(report.to_json() + "\n")
     return 0
+
+
+def _check_plot_path(path: str | None) -> None:
+    """A plot path must end in a format matplotlib writes (else it adds ".png" itself, or
+    fails after the whole evaluation)."""
+    if path is None:
+        return
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    if ext not in formats:
+        raise _tables.InputError(
+            f"--plot {path}: the file name must end in one of "
+            f"{', '.join('.' + f for f in sorted(formats))}"
+        )
+
+
+def _console_class() -> type:
+    from rich.console import Console
+
+    class Console_(Console):
+        """rich's Console, but a closed pipe (``crossent report ... | head``) sends the rest
+        of the output to the null device and the command goes on (its files are written, it
+        exits with 0); rich itself would exit with 1 there."""
+
+        def on_broken_pipe(self) -> None:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    return Console_
+
+
+def _Console(**kwargs: Any) -> Any:
+    return _console_class()(**kwargs)
 
 
 def _chunks(

@@ -32,7 +32,7 @@ DEFAULT_CHUNK_ROWS = 1_000_000
 DETECTION_ROWS = 100_000
 # Row identifiers, never prediction columns (``Unnamed: 0`` is an index saved by pandas).
 INDEX_NAMES = re.compile(
-    r"(?i)(id|index|row|row_id|unnamed: ?\d+)"
+    r"(?i)(id|index|row|row_id|unnamed: ?\d+|__index_level_\d+__)"
 )  # probabilities or logits is told from the first rows
 
 
@@ -169,8 +169,16 @@ def exact_floats() -> dict[str, str]:
 def _csv(path: str) -> Table:
     import pandas as pd
 
-    sep = "\t" if path.lower().endswith(".tsv") else ","
+    sep = csv_separator(path)
     columns = [str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns]
+    try:  # with header=None, pandas refuses a data row longer than the header
+        pd.read_csv(path, sep=sep, header=None, nrows=2, dtype=str)
+    except pd.errors.ParserError:
+        raise InputError(
+            f"{path}: its rows have more fields than its header (a delimiter at the end of "
+            f"every row, or row names without a header field, as R's write.table writes); "
+            f"name every column in the header"
+        ) from None
     compressed = not path.lower().endswith((".csv", ".tsv"))
 
     def read(cols: list[str], chunk_rows: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
@@ -180,7 +188,7 @@ def _csv(path: str) -> Table:
                 source, sep=sep, usecols=cols, chunksize=chunk_rows, **exact_floats()
             ) as reader:  # closes the file pandas opened for a compressed CSV
                 done = 0
-                for frame in reader:
+                for frame in _parsed(reader, path):
                     done += len(frame)
                     progress = done if compressed else source.count
                     yield {c: frame[c].to_numpy() for c in cols}, progress
@@ -191,6 +199,22 @@ def _csv(path: str) -> Table:
     # A compressed CSV's progress counts rows against an unknown total.
     unit = "rows" if compressed else "bytes"
     return Table(path, "csv", columns, None, _read=read, progress_unit=unit)
+
+
+def csv_separator(path: str) -> str:
+    """A tab for ``.tsv`` files (compressed ones too: ``.tsv.gz``), else a comma."""
+    name = path.lower()
+    return "\t" if name.endswith(".tsv") or ".tsv." in os.path.basename(name) else ","
+
+
+def _parsed(reader: Any, path: str) -> Iterator[Any]:
+    """The frames of a pandas CSV reader, its parse errors as :class:`InputError`."""
+    import pandas as pd
+
+    try:
+        yield from reader
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as CSV: {first_line(exc)}") from None
 
 
 def _parquet(path: str) -> Table:
@@ -269,15 +293,16 @@ def _npz(path: str) -> Table:
     groups: dict[str, list[str]] = {}
     where: dict[str, tuple[str, int | None]] = {}  # column -> (array, column index)
     n_rows = None
-    for key, (shape, _dtype, _fortran) in members.items():
-        if len(shape) not in (1, 2):
-            raise InputError(f"{path}: array {key!r} has shape {shape}; expected 1-D or 2-D")
-        if n_rows is not None and shape[0] != n_rows:
-            raise InputError(
-                f"{path}: arrays have different numbers of rows ({n_rows} and {shape[0]} "
-                f"in {key!r})"
-            )
-        n_rows = shape[0]
+    # Columns are the 1-D and 2-D arrays with as many rows as the labels (an array named like
+    # them, else the first); others (class names, a scalar setting) are metadata, left out.
+    tables = {k: m for k, m in members.items() if len(m[0]) in (1, 2)}
+    if not tables:
+        raise InputError(f"{path}: the .npz file holds no 1-D or 2-D arrays")
+    first = next((k for k in tables if k.lower() in TARGET_NAMES), next(iter(tables)))
+    n_rows = tables[first][0][0]
+    for key, (shape, _dtype, _fortran) in tables.items():
+        if shape[0] != n_rows:
+            continue
         if len(shape) == 1:
             columns.append(key)
             where[key] = (key, None)

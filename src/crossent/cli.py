@@ -131,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("path", metavar="PATH", help="file of labels and predictions")
     cols = report.add_argument_group("columns")
     cols.add_argument(
-        "--target", metavar="COL", help="label column (default: target, label, y or class)"
+        "--target",
+        metavar="COL",
+        help="label column (default: target, label, labels, y, y_true or class)",
     )
     which = cols.add_mutually_exclusive_group()
     which.add_argument(

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -137,11 +138,14 @@ def _array_part(
     return _validated(spec, raw, offset)
 
 
-def _validated(spec: _tables.Predictions, raw: dict, offset: Any) -> tuple:
-    """``spec.validate``, its errors as ``ValueError`` in the words of the Python API."""
+def _validated(spec: _tables.Predictions, raw: dict, offset: Any, api: bool = True) -> tuple:
+    """``spec.validate``, its errors as ``ValueError`` in the words of the Python API (with
+    ``api``; ``crossent report --dask`` keeps the command line's :class:`InputError`)."""
     try:
         return spec.validate(raw, offset)
     except _tables.InputError as exc:
+        if not api:
+            raise
         raise _api_error(exc) from None
 
 
@@ -209,6 +213,7 @@ def evaluate(
     detected = from_logits is None
     if detected:
         first = np.asarray(pred[: _tables.DETECTION_ROWS].compute(), dtype=np.float64)
+        _validation.finite(first, np, "y_pred")
         from_logits = _detect_from_logits(first)
     columns = ["y_pred"] if pred.ndim == 1 else [f"y_pred[{k}]" for k in range(n_classes)]
     spec = _tables.Predictions(None, "y_true", columns, from_logits, detected, columns)
@@ -223,16 +228,16 @@ def evaluate(
 # Dask dataframes (and files read into them)
 
 
-def _frame_part(frame: Any, spec: _tables.Predictions, index: int) -> tuple:
+def _frame_part(frame: Any, spec: _tables.Predictions, index: int, api: bool) -> tuple:
     raw = {c: frame[c].to_numpy() for c in spec.columns}
-    return _validated(spec, raw, (index,))
+    return _validated(spec, raw, (index,), api)
 
 
-def _frame_parts(df: Any, spec: _tables.Predictions) -> list[Any]:
+def _frame_parts(df: Any, spec: _tables.Predictions, api: bool = True) -> list[Any]:
     import dask
 
     part = dask.delayed(_frame_part, pure=True)
-    return [part(p, spec, i) for i, p in enumerate(df[spec.columns].to_delayed())]
+    return [part(p, spec, i, api) for i, p in enumerate(df[spec.columns].to_delayed())]
 
 
 def _first_rows(df: Any, columns: list[str], n: int) -> np.ndarray:
@@ -328,6 +333,10 @@ def _client(address: str) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     with contextlib.ExitStack() as stack:
+        # a worker logs the traceback of a task that raised; the error reaches the user anyway
+        worker_log = logging.getLogger("distributed.worker")
+        stack.callback(worker_log.setLevel, worker_log.level)
+        worker_log.setLevel(logging.CRITICAL)
         if address == "local":
             cluster = stack.enter_context(LocalCluster(processes=False, dashboard_address=":0"))
             target: Any = cluster
@@ -352,7 +361,7 @@ def _file_parts(
     if table.format == "csv":
         import dask.dataframe as dd
 
-        sep = "\t" if table.path.lower().endswith(".tsv") else ","
+        sep = _tables.csv_separator(table.path)
         df = dd.read_csv(
             table.path,
             sep=sep,
@@ -360,11 +369,11 @@ def _file_parts(
             assume_missing=True,
             **_tables.exact_floats(),
         )
-        return _frame_parts(df, spec)
+        return _frame_parts(df, spec, api=False)
     if table.format == "parquet":
         import dask.dataframe as dd
 
-        return _frame_parts(dd.read_parquet(table.path, columns=spec.columns), spec)
+        return _frame_parts(dd.read_parquet(table.path, columns=spec.columns), spec, api=False)
     # NumPy files: blocks of chunk_rows rows, read by the workers from the file
     n = table.n_rows or 0
     read = dask.delayed(_read_rows, pure=True)
