@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import crossent
 import crossent as ce
 
 Z = np.array([[1.0, 2.0, 0.5], [0.1, -1.0, 0.3]])
@@ -217,3 +218,77 @@ def test_probability_row_tolerance_is_sqrt_eps_of_dtype():
 def test_integer_predictions_are_promoted_to_float64():
     value = bce(np.array([0, 1]), np.array([0, 1]))
     assert value.dtype == np.float64 and np.isfinite(value)
+
+
+def test_per_element_pos_weight_of_1d_input_in_blocks():
+    # 1-D input over 2**18 elements is blocked element by element; a pos_weight per element
+    # had been broadcast against every block (a (b, N) temporary: MemoryError)
+    torch = pytest.importorskip("torch")
+    n = 2**18 + 1
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=n), (rng.random(n) < 0.5) * 1.0
+    pw = rng.uniform(0.5, 2.0, n)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(z), torch.tensor(y), pos_weight=torch.tensor(pw)
+    )
+    for backend in ("portable", "fused"):
+        got = crossent.binary_cross_entropy(y, z, from_logits=True, pos_weight=pw, backend=backend)
+        assert float(got) == pytest.approx(float(want), rel=1e-12)
+    p = 1 / (1 + np.exp(-z))
+    assert float(crossent.binary_cross_entropy(y, p, pos_weight=pw)) == pytest.approx(
+        float(want), rel=1e-9
+    )
+
+
+def test_float16_probabilities_are_checked_and_clipped_as_float16():
+    # float16 is computed in float32, but had been checked (sum to 1 within sqrt(eps)) and
+    # clipped with float32's eps: PyTorch's own float16 softmax rows were refused
+    p = np.full((1, 49), 1 / 49, dtype=np.float16)  # sums to 1.00035 in float16
+    got = crossent.categorical_cross_entropy(np.array([0]), p)
+    assert got.dtype == np.float16 and float(got) == pytest.approx(np.log(49), rel=1e-3)
+    with pytest.raises(ValueError, match="tolerance"):  # float32 keeps its own tolerance
+        crossent.categorical_cross_entropy(
+            np.array([0]), np.full((1, 49), 1.00035 / 49, np.float32)
+        )
+    eps16 = float(np.finfo(np.float16).eps)
+    got = crossent.binary_cross_entropy(np.array([1.0]), np.array([0.0], np.float16))
+    assert float(got) == pytest.approx(-np.log(eps16), rel=1e-3)  # scikit-learn's log_loss too
+
+
+def test_categorical_focal_alpha_may_be_a_numpy_scalar():
+    z = np.array([[1.0, 2.0, 0.5]])
+    want = crossent.categorical_focal_loss(np.array([0]), z, from_logits=True, alpha=0.25)
+    for alpha in (np.float32(0.25), np.float64(0.25)):
+        got = crossent.categorical_focal_loss(np.array([0]), z, from_logits=True, alpha=alpha)
+        assert float(got) == pytest.approx(float(want), rel=1e-7)
+
+
+@pytest.mark.parametrize("temperature", [1e-200, 1e200, 1e46])
+def test_temperatures_beyond_the_float32_range_of_t_squared_are_refused(temperature):
+    # hessians divide by T^2 and distillation multiplies by it: NaN hessians, or a Python
+    # OverflowError, beyond this range
+    z = np.array([[1.0, 2.0, 0.5]])
+    with pytest.raises(ValueError, match=r"temperature must lie in \[1e-15, 1e\+15\]"):
+        crossent.value_grad_hess(crossent.categorical_cross_entropy)(
+            np.array([0]), z, from_logits=True, temperature=temperature
+        )
+    with pytest.raises(ValueError, match="temperature must lie in"):
+        crossent.distillation_loss(np.array([0]), z, z[:, ::-1].copy(), temperature=temperature)
+
+
+def test_extreme_temperatures_inside_the_range_give_finite_hessians():
+    z = np.array([[1.0, 2.0, 0.5]], np.float32)
+    for temperature in (1e-15, 1e15):
+        _, grad, hess = crossent.value_grad_hess(crossent.categorical_cross_entropy)(
+            np.array([0]), z, from_logits=True, temperature=temperature
+        )
+        assert np.all(np.isfinite(hess)) and np.all(np.isfinite(grad))
+
+
+def test_targets_that_do_not_sum_to_1_get_no_hint_about_logits():
+    with pytest.raises(ValueError, match=r"off by 0\.5$"):
+        crossent.categorical_cross_entropy(
+            np.array([[0.5, 0.0]]), np.zeros((1, 2)), from_logits=True
+        )
+    with pytest.raises(ValueError, match=r"off by 0\.5$"):
+        crossent.kl_divergence(np.array([[0.5, 0.0]]), np.zeros((1, 2)), from_logits=True)

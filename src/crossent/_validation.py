@@ -104,13 +104,17 @@ def probabilities(p: Any, xp: Any, name: str, hint: str = LOGITS_HINT) -> None:
         raise ValueError(f"{name} must hold probabilities in [0, 1]; got values outside it{hint}")
 
 
-def sums_to_one(p: Any, xp: Any, name: str, axis: int = -1, hint: str = LOGITS_HINT) -> None:
-    """Raise unless the slices along ``axis`` sum to 1 within sqrt(eps) of the dtype.
+def sums_to_one(
+    p: Any, xp: Any, name: str, axis: int = -1, hint: str = LOGITS_HINT, dtype: Any = None
+) -> None:
+    """Raise unless the slices along ``axis`` sum to 1 within sqrt(eps) of the dtype (the
+    caller's ``dtype`` when given: float16 input is checked as float16, though computed in
+    float32).
 
     The tolerance is the one scikit-learn's ``log_loss`` uses: ``sqrt(eps)`` (1.5e-8 in
-    float64, 3.5e-4 in float32).
+    float64, 3.5e-4 in float32, 0.031 in float16).
     """
-    tol = _array.finfo_eps(xp, p.dtype) ** 0.5
+    tol = _array.finfo_eps(xp, p.dtype if dtype is None else dtype) ** 0.5
     total = xp.sum(p, axis=axis)
     if not bool(xp.all(xp.abs(total - 1) <= tol)):
         worst = float(xp.max(xp.abs(total - 1)))
@@ -245,6 +249,13 @@ def index_option(value: Any, name: str) -> int | None:
     if not -(2**63) <= int(value) < 2**63:
         raise ValueError(f"{name} must fit in int64, got {value}")
     return int(value)
+
+
+def temperature(value: float) -> float:
+    """A loss's temperature, in [1e-15, 1e15]: the hessians divide by T^2 and distillation
+    multiplies by it, which must stay a normal float32 (beyond, they had been NaN, or a
+    Python OverflowError); any temperature in use lies far inside."""
+    return in_range(value, "temperature", 1e-15, 1e15)
 
 
 def in_range(

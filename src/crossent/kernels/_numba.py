@@ -578,7 +578,7 @@ def categorical_general(
     n_blocks = (n_rows + block - 1) // block
     use_labels = labels.shape[0] > 0
     soft_ce = gamma == 0 and not use_labels
-    one = inv_t / inv_t
+    one = _like(inv_t, 1.0)  # not inv_t / inv_t: 1 / T underflows to 0 at T > 3e38 (float32)
     zero = one - one
     for bi in prange(n_blocks):
         _wide_vectors()

@@ -125,26 +125,30 @@ def _binary(
         return finish(_derivatives.Derivatives(value, grad, None), xp, out_dtype, out=out)
 
     if elements:  # rows of the last axis, whose labels pos_weight follows
+        # 1-D input is blocked element by element: a pos_weight per element goes with them
+        by_element = z.ndim == 1 and getattr(w_pos, "ndim", 0) == 1 and w_pos.shape[0] > 1
         loss, grad, hess = in_blocks(
-            lambda zb, yb: [_term(zb, yb, w_pos, from_logits, gamma, alpha, order, xp)],
-            z, [y], [scale], True, order, xp, out, elements,
+            lambda zb, yb, wb: [_term(zb, yb, w_pos if wb is None else wb, from_logits, gamma,
+                                      alpha, order, xp, out_dtype)],
+            z, [y, w_pos if by_element else None], [scale], True, order, xp, out, elements,
         )  # fmt: skip
         value = loss if reduction == "none" else xp.sum(loss)
         return finish(_derivatives.Derivatives(value, grad, hess), xp, out_dtype, out=out)
-    term = _term(z, y, w_pos, from_logits, gamma, alpha, order, xp)
+    term = _term(z, y, w_pos, from_logits, gamma, alpha, order, xp, out_dtype)
     return finish(reduce([term], weights, reduction, xp), xp, out_dtype, out=out)
 
 
 def _term(
     z: Any, y: Any, w_pos: Any, from_logits: bool, gamma: float, alpha: float | None,
-    order: int, xp: Any,
+    order: int, xp: Any, dtype: Any,
 ) -> Term:  # fmt: skip
     """The unweighted per-element loss and its derivatives up to ``order`` (formulas in the
-    module docstring), for validated logits or probabilities ``z`` and targets ``y``."""
+    module docstring), for validated logits or probabilities ``z`` and targets ``y``;
+    probabilities are clipped at the eps of ``dtype``, the caller's."""
     if from_logits:
         log_p, log_q, p, q = sigmoid_parts(z)
     else:
-        eps = _array.finfo_eps(xp, z.dtype)
+        eps = _array.finfo_eps(xp, dtype)
         p = xp.clip(z, eps, 1 - eps)
         q = 1 - p
         log_p, log_q = xp.log(p), xp.log1p(-p)

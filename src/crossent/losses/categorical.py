@@ -34,7 +34,10 @@ T`. Temperature divides the logits by :math:`T` (derivatives gain
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
+
+import numpy as np
 
 from .. import _array, _derivatives, _validation, kernels
 from ..special import _log_softmax_of_shifted, _tempered
@@ -49,14 +52,16 @@ class _LogProbs:
     through ``log_softmax(log(p) / T)`` when a temperature other than 1 is asked for.
     """
 
-    def __init__(self, pred: Any, xp: Any, from_logits: bool, temperature: float) -> None:
+    def __init__(
+        self, pred: Any, xp: Any, from_logits: bool, temperature: float, dtype: Any = None
+    ) -> None:
         self.temperature = temperature
         self.from_logits = from_logits
         self.rescaled = from_logits or temperature != 1.0
         if from_logits:
             z = pred
-        else:
-            eps = _array.finfo_eps(xp, pred.dtype)
+        else:  # clipped to [eps, 1 - eps] of the caller's dtype (float16's, computed in float32)
+            eps = _array.finfo_eps(xp, pred.dtype if dtype is None else dtype)
             self.clipped = xp.clip(pred, eps, 1 - eps)
             z = xp.log(self.clipped)
         if not self.rescaled:
@@ -185,8 +190,9 @@ def _target_parts(
     if y.ndim == pred.ndim:
         y = _array.moveaxis(xp, y, axis, -1)
         _validation.same_shape(y, pred, "y_true", "y_pred")
+        given = _validation.result_dtype(y, xp)
         soft = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), pred.dtype)
-        _validation.sums_to_one(soft, xp, "y_true")
+        _validation.sums_to_one(soft, xp, "y_true", hint="", dtype=given)
         return soft, None, None
     if tuple(y.shape) == tuple(pred.shape[:-1]):
         labels = _validation.class_indices(
@@ -247,7 +253,7 @@ def _rows(
     g = _distribution(soft, labels, pred, options["label_smoothing"], xp)
     for factor in wa:
         g = g * factor
-    lp = _LogProbs(pred, xp, options["from_logits"], options["temperature"])
+    lp = _LogProbs(pred, xp, options["from_logits"], options["temperature"], options["dtype"])
     terms = [_softmax_term(g, lp, options["gamma"], order, xp)]
     if options["z_loss"]:
         terms.append(_z_loss_term(lp, options["z_loss"], order))
@@ -289,7 +295,7 @@ def _categorical(
     pred = _array.moveaxis(xp, pred, axis, -1)
     _validation.reduction(reduction)
     label_smoothing = _validation.in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
-    temperature = _validation.in_range(temperature, "temperature", 0.0, low_open=True)
+    temperature = _validation.temperature(temperature)
     z_loss = _validation.in_range(z_loss, "z_loss", 0.0)
     gamma = _validation.in_range(gamma, "gamma", 0.0)
     if not from_logits:
@@ -298,7 +304,7 @@ def _categorical(
         if order == 2:
             raise ValueError("hessians are computed with respect to logits: pass from_logits=True")
         _validation.probabilities(pred, xp, "y_pred")
-        _validation.sums_to_one(pred, xp, "y_pred")
+        _validation.sums_to_one(pred, xp, "y_pred", dtype=out_dtype)
 
     soft, labels, valid = _target_parts(y_true, pred, xp, axis, ignore_index, False)
     n_classes = pred.shape[-1]
@@ -310,7 +316,7 @@ def _categorical(
             safe = _gatherable(labels, n_classes, xp)
             normaliser = xp.reshape(xp.take(w, xp.reshape(safe, (-1,)), axis=0), labels.shape)
     if alpha is not None:
-        if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
+        if isinstance(alpha, numbers.Real) and not isinstance(alpha, (bool, np.bool_)):
             wa.append(_validation.in_range(alpha, "alpha", 0.0))
         else:
             wa.append(_validation.class_vector(alpha, xp, n_classes, "alpha", pred))
@@ -338,6 +344,7 @@ def _categorical(
         "z_loss": z_loss,
         "gamma": gamma,
         "ignore_index": ignore_index,
+        "dtype": out_dtype,  # the caller's: float16 probabilities are clipped at its eps
     }
     elements = None if fused else block_elements(pred, xp)
     if fused or elements:
@@ -409,7 +416,8 @@ def categorical_cross_entropy(
         mask: 0/1 or boolean per-example mask; masking equals slicing the rows out.
         label_smoothing: :math:`\varepsilon` in [0, 1], spread as :math:`\varepsilon / C` over
             all classes (PyTorch, Keras, optax).
-        temperature: :math:`T > 0` dividing the logits (from probabilities: the log-probabilities).
+        temperature: :math:`T` in [1e-15, 1e15] dividing the logits (from probabilities: the
+            log-probabilities).
         z_loss: coefficient of PaLM's auxiliary :math:`\operatorname{lse}^2` term (logits
             only), averaged over the valid, weighted rows.
         axis: the class axis of ``y_pred``.

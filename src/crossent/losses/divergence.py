@@ -81,17 +81,18 @@ def kl_divergence(
     _validation.axis(axis, q.ndim)
     _validation.reduction(reduction)
     p = _array.asarray(p_true, xp, q)
+    p_dtype = _validation.result_dtype(p, xp)
     p = xp.astype(_validation.targets_in_unit_interval(p, xp, "p_true"), q.dtype)
     _validation.same_shape(p, q, "p_true", "q_pred")
     q = _array.moveaxis(xp, q, axis, -1)
     p = _array.moveaxis(xp, p, axis, -1)
-    _validation.sums_to_one(p, xp, "p_true")
+    _validation.sums_to_one(p, xp, "p_true", hint="", dtype=p_dtype)
     if not from_logits:
         if order == 2:
             raise ValueError("hessians are computed with respect to logits: pass from_logits=True")
         _validation.probabilities(q, xp, "q_pred")
-        _validation.sums_to_one(q, xp, "q_pred")
-    lp = _LogProbs(q, xp, from_logits, 1.0)
+        _validation.sums_to_one(q, xp, "q_pred", dtype=out_dtype)
+    lp = _LogProbs(q, xp, from_logits, 1.0, out_dtype)
     result = reduce([_kl_term(p, lp, order, xp)], None, reduction, xp)
     return finish(result, xp, out_dtype, axis=axis)
 
@@ -211,7 +212,8 @@ def distillation_loss(
             targets (shape of the logits); ``None`` only with ``alpha=1`` (no hard term).
         student_logits, teacher_logits: logits of the same shape, class axis at ``axis``, e.g.
             (N, C) or (B, L, V) for token sequences.
-        temperature: :math:`T > 0` softening both distributions in the soft term.
+        temperature: :math:`T` in [1e-15, 1e15] softening both distributions in the soft
+            term.
         alpha: weight :math:`\alpha` in [0, 1] of the soft term.
         divergence: ``"forward_kl"``, ``"reverse_kl"`` or ``"jsd"``.
         beta: :math:`\beta` in [0, 1] of ``"jsd"`` (ignored otherwise).
@@ -241,7 +243,7 @@ def distillation_loss(
     _validation.same_shape(t, s, "teacher_logits", "student_logits")
     _validation.axis(axis, s.ndim)
     _validation.reduction(reduction)
-    temperature = _validation.in_range(temperature, "temperature", 0.0, low_open=True)
+    temperature = _validation.temperature(temperature)
     alpha = _validation.in_range(alpha, "alpha", 0.0, 1.0)
     beta = _validation.in_range(beta, "beta", 0.0, 1.0)
     if divergence not in DIVERGENCES:

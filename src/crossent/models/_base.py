@@ -305,9 +305,11 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         n_classes = self.classes_.size
         weights = self._example_weights(y_enc, sample_weight)
         term = self._data_term(y_enc, weights, n_classes, teacher, distill)
-        if partial:  # the mean weight of every row seen (DataTerm.mean_weight)
-            total, count = (0.0, 0) if first else self._weights_seen
-            self._weights_seen = (total + float(weights.sum()), count + weights.size)
+        # the weights of every row seen (fit starts the count, partial_fit continues it); a
+        # partial_fit's batches are weighted against their mean (DataTerm.mean_weight)
+        total, count = self._weights_seen if partial and not first else (0.0, 0)
+        self._weights_seen = (total + float(weights.sum()), count + weights.size)
+        if partial:
             term.mean_weight = self._weights_seen[0] / self._weights_seen[1]
         n_out = 1 if term.binary else n_classes
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.utils._available_if import available_if
 
 from .._validation import in_range
+from .._validation import temperature as temperature_option
 from ._base import BaseClassifier
 
 _ACTIVATIONS = ("relu", "tanh")
@@ -141,7 +142,7 @@ class MLPClassifier(BaseClassifier):
                 f"teacher_logits has {teacher.shape[1]} columns but y has {n_classes} classes"
             )
         distill = {
-            "temperature": in_range(temperature, "temperature", 0.0, low_open=True),
+            "temperature": temperature_option(temperature),
             "alpha": in_range(distill_alpha, "distill_alpha", 0.0, 1.0),
         }
         return self._fit(X, y, sample_weight, partial=False, teacher=teacher, distill=distill)
