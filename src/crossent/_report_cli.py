@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
 
     json_to_stdout = args.json == "-"
     _check_plot_path(args.plot)
-    out = _Console(stderr=json_to_stdout, highlight=False)
+    out = _console(stderr=json_to_stdout, highlight=False)
     err = Console(stderr=True, highlight=False)
     table = _tables.open_table(args.path, args.format)
     predictions = _tables.resolve(
@@ -89,22 +89,17 @@ def _check_plot_path(path: str | None) -> None:
         )
 
 
-def _console_class() -> type:
+def _console(**kwargs: Any) -> Any:
+    """rich's Console, except that a closed pipe (``crossent report ... | head``) sends the
+    rest of the output to the null device and the command goes on (its files are written, it
+    exits with 0); rich itself would exit with 1 there."""
     from rich.console import Console
 
-    class Console_(Console):
-        """rich's Console, but a closed pipe (``crossent report ... | head``) sends the rest
-        of the output to the null device and the command goes on (its files are written, it
-        exits with 0); rich itself would exit with 1 there."""
-
+    class PipeTolerantConsole(Console):
         def on_broken_pipe(self) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
-    return Console_
-
-
-def _Console(**kwargs: Any) -> Any:
-    return _console_class()(**kwargs)
+    return PipeTolerantConsole(**kwargs)
 
 
 def _chunks(

@@ -183,7 +183,7 @@ def _target_parts(
     row is ignored).
 
     Exactly one of the first two is returned. ``check_labels=False`` leaves the label range to
-    the fused kernel.
+    the caller (the fused kernel, or the portable path once every other argument is checked).
     """
     n_classes = pred.shape[-1]
     y = _array.asarray(y_true, xp, pred)
