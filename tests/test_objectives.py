@@ -415,3 +415,25 @@ def test_bad_labels_and_margins():
         objectives.lightgbm().metric(np.zeros(4), dataset())
     with pytest.raises(ValueError, match="non-negative"):  # had given negative hessians
         obj.derivatives.grad_hess(np.array([0, 1]), np.zeros((2, 3)), np.array([1.0, -1.0]))
+
+
+def test_metric_is_the_loss_own_mean_with_class_weights():
+    # the metric had divided by the sample weights alone: 0.9011 against the loss's 0.3794
+    y = np.array([0, 1, 2, 1])
+    z = np.array([[2.0, 0, -1], [0, 1, 0], [1, 1, 1], [-1, 2, 0]])
+    cw, sw = [1.0, 4.0, 0.5], np.array([1.0, 2.0, 0.5, 1.0])
+    d = objectives.lightgbm(n_classes=3, loss_params={"class_weight": cw}).derivatives
+    total, norm = d.loss(y, z, sw)
+    want = crossent.categorical_cross_entropy(
+        y, z, from_logits=True, class_weight=cw, sample_weight=sw
+    )
+    assert total / norm == pytest.approx(float(want), rel=1e-12)
+
+
+def test_init_score_and_link_refuse_what_training_would():
+    obj = objectives.xgboost()
+    with pytest.raises(ValueError, match="sample_weight sums to 0"):
+        obj.init_score(np.array([0, 1, 1]), sample_weight=np.zeros(3))
+    bad = objectives.lightgbm(n_classes=3, loss_params={"temperature": -1.0})
+    with pytest.raises(ValueError, match="temperature must lie in"):
+        bad.link(np.zeros((2, 3)))

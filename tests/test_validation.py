@@ -292,3 +292,15 @@ def test_targets_that_do_not_sum_to_1_get_no_hint_about_logits():
         )
     with pytest.raises(ValueError, match=r"off by 0\.5$"):
         crossent.kl_divergence(np.array([[0.5, 0.0]]), np.zeros((1, 2)), from_logits=True)
+
+
+def test_testing_helpers_report_the_failing_elements_and_refuse_bad_directions():
+    from crossent import testing
+
+    # the reported error had been the largest over every element, failing or not (1 here)
+    with pytest.raises(AssertionError, match=r"max abs error 0\.1$"):
+        testing.assert_allclose([1e6 + 1, 1.0], [1e6, 1.1], rtol=1e-5, name="grad")
+    with pytest.raises(AssertionError, match=r"max abs error 0\.1$"):
+        testing.assert_allclose([np.nan, 1.0], [np.nan, 1.1], rtol=1e-5, name="grad")
+    with pytest.raises(ValueError, match="direction contains NaN"):
+        testing.finite_difference_directional(np.sum, np.zeros(2), np.array([np.nan, 1.0]))

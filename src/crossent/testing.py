@@ -62,6 +62,8 @@ def finite_difference_directional(
         raise ValueError(
             f"direction has shape {d.shape} but x has shape {x.shape}; they must match"
         )
+    if not np.all(np.isfinite(d)):
+        raise ValueError("direction contains NaN or infinity; all values must be finite")
     values = [float(f(x + k * step * d)) for k in (2, 1, -1, -2)]
     return (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * step)
 
@@ -75,7 +77,7 @@ def assert_allclose(actual, desired, *, rtol: float, atol: float = 0.0, name: st
     bad = ~np.isclose(actual, desired, rtol=rtol, atol=atol, equal_nan=True)
     if bad.any():
         where = np.argwhere(bad)[:5].tolist()
-        err = np.abs(actual - desired)
+        err = np.abs(actual[bad] - desired[bad])  # of the elements that differ
         raise AssertionError(
             f"{name}: {int(bad.sum())} of {bad.size} elements differ (rtol={rtol}, atol={atol}); "
             f"first at {where}; max abs error {err.max():.3g}"

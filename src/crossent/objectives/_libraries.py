@@ -29,10 +29,12 @@ class BoostingObjective:
 
     Attributes:
         objective: the library's custom objective (function or CatBoost object).
-        metric: the matching evaluation metric: the weighted mean loss, lower is better.
+        metric: the matching evaluation metric: the loss's weighted mean (its own ``"mean"``,
+            class weights in the normaliser), lower is better.
         init_score: ``init_score(y, sample_weight=None)``: the best constant raw margin for
             this loss (a float, or a (C,) vector for softmax losses). Custom objectives start
-            from a margin of 0; pass it as the starting margin of every row, e.g.
+            from a constant margin the library picks (0 in LightGBM and CatBoost, XGBoost's
+            ``base_score``, 0.5 in XGBoost 3); pass it as the starting margin of every row, e.g.
             ``np.full(n, c)`` / ``np.tile(c, (n, 1))`` as XGBoost's ``base_margin``, LightGBM's
             ``init_score`` or CatBoost's ``baseline``, for training *and* prediction.
         link: ``link(raw)``: probabilities from raw margins (sigmoid, or softmax over classes).
