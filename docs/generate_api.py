@@ -19,8 +19,18 @@ SECTIONS = [
     ("crossent", None, "Losses, derivatives, penalties and stable building blocks."),
     ("crossent.calibration", None, "Calibration metrics, accumulators and scaling."),
     ("crossent.models", None, "scikit-learn compatible classifiers on crossent losses."),
+    (
+        "crossent.objectives",
+        ["xgboost", "lightgbm", "catboost", "BoostingObjective"],
+        "Custom objectives and metrics for gradient boosting.",
+    ),
     ("crossent.report", None, "The report behind `crossent report`."),
     ("crossent.dask", None, "The report on a Dask cluster."),
+    (
+        "crossent.testing",
+        ["finite_difference_gradient", "finite_difference_directional", "assert_allclose"],
+        "Finite-difference checks of analytic gradients.",
+    ),
 ]
 
 
@@ -58,7 +68,9 @@ def _markdown(doc: str) -> str:
             continue
         out.append(line)
         i += 1
-    return _roles("\n".join(out))
+    # roles outside the code blocks only: their ``` fences must keep three backticks
+    parts = re.split(r"(```python\n.*?\n```)", "\n".join(out), flags=re.S)
+    return "".join(p if p.startswith("```") else _roles(p) for p in parts)
 
 
 def _section(lines: list[str], i: int, out: list[str]) -> int:
@@ -67,6 +79,7 @@ def _section(lines: list[str], i: int, out: list[str]) -> int:
     out += ["", f"**{lines[i].strip()[:-1]}**", ""]
     i += 1
     item_indent = None
+    started = False
     while i < len(lines):
         line = lines[i]
         if not line.strip():
@@ -82,10 +95,11 @@ def _section(lines: list[str], i: int, out: list[str]) -> int:
         item = re.match(r"([\w, .*]+):\s(.*)", line.strip())
         if indent == item_indent and item:
             out.append(f"- `{item.group(1)}`: {_roles(item.group(2))}")
-        elif indent == item_indent:
+        elif indent == item_indent and not started:  # a section of prose ("Returns:")
             out.append(f"- {_roles(line.strip())}")
         else:
             out[-1] += " " + _roles(line.strip())
+        started = True
         i += 1
     out.append("")
     return i
@@ -119,11 +133,7 @@ def _entry(module: str, name: str, obj: object) -> list[str]:
     ]
     lines += [_markdown(obj.__doc__ or "(undocumented)"), ""]
     if inspect.isclass(obj):
-        methods = [
-            (m, f)
-            for m, f in vars(obj).items()
-            if not m.startswith("_") and (inspect.isfunction(f) or isinstance(f, property))
-        ]
+        methods = _methods(obj)
         if methods:
             lines.append("Methods and properties:")
             lines.append("")
@@ -134,6 +144,22 @@ def _entry(module: str, name: str, obj: object) -> list[str]:
                 lines.append(f"- `{m}{sig}`: {_roles(first)}")
             lines.append("")
     return lines
+
+
+def _methods(cls: type) -> list[tuple[str, object]]:
+    """Public methods and properties of ``cls`` and of its crossent bases (scikit-learn's
+    ``available_if`` methods, such as ``partial_fit``, unwrapped), in definition order."""
+    found: dict[str, object] = {}
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("crossent"):
+            continue
+        for m, f in vars(klass).items():
+            f = getattr(f, "fn", f)  # an available_if descriptor holds the method as .fn
+            if m.startswith("_") or m in found:
+                continue
+            if inspect.isfunction(f) or isinstance(f, property):
+                found[m] = f
+    return list(found.items())
 
 
 def _commands() -> list[str]:

@@ -178,7 +178,8 @@ def evaluate(
             :func:`crossent.report.evaluate` (bootstrap draws: see :mod:`crossent.dask`).
 
     Returns:
-        A :class:`crossent.report.Report` equal to the NumPy one on the same rows.
+        A :class:`crossent.report.Report` equal to the NumPy one on the same rows, but for
+        the bootstrap draws (per-partition seeds: intervals as valid, not identical).
 
     Reference: Guo, Pleiss, Sun and Weinberger, "On Calibration of Modern Neural Networks",
     ICML 2017 (temperature, ECE); Chamandy et al., "Estimating Uncertainty for Massive Data

@@ -28,8 +28,10 @@ class MLPClassifier(BaseClassifier):
 
     Weights start Glorot-uniform (Glorot and Bengio, AISTATS 2010), biases likewise, as
     scikit-learn does. Arguments are those of :class:`crossent.models.LogisticRegression`
-    (``solver`` in ``"adam"`` (default), ``"sgd"``, ``"lbfgs"``; ``learning_rate`` 0.001),
-    plus ``hidden_layer_sizes`` and ``activation``. Fitted attributes: ``coefs_``,
+    but ``fit_intercept`` (biases are always fitted), with ``solver`` in ``"adam"``
+    (default), ``"sgd"``, ``"lbfgs"`` and the defaults ``max_iter=200``,
+    ``learning_rate=0.001``, ``n_iter_no_change=10``; plus ``hidden_layer_sizes`` and
+    ``activation``. Fitted attributes: ``coefs_``,
     ``intercepts_`` (per layer, as scikit-learn), ``classes_``, ``n_iter_``, ``loss_``,
     ``loss_curve_`` (``"sgd"``/``"adam"``).
 
