@@ -241,20 +241,22 @@ def test_any_chunking_equals_one_shot(cuts, seed, n_bins):
         assert acc.expected_calibration_error(mode=mode) == pytest.approx(one, abs=1e-12)
 
 
-def test_chunks_of_zero_weight_and_empty_chunks_add_nothing():
-    # a chunk whose weights sum to 0, or with no rows, had been refused; the one-shot functions
-    # take such rows (a positive total is all they need), and the bootstrap draws must match
+def test_chunks_of_zero_weight_add_nothing():
+    # a chunk whose weights sum to 0 had been refused; the one-shot functions take such rows
+    # (a positive total is all they need), and the bootstrap draws must match
     y, p, w = _problem(n=60)
     w[20:40] = 0.0
     kw = {"n_bins": 10, "n_bootstrap": 50, "random_state": 3}
     acc = CalibrationAccumulator(4, **kw)
-    for lo, hi in [(0, 20), (20, 40), (40, 40), (40, 60)]:
+    for lo, hi in [(0, 20), (20, 40), (40, 60)]:
         acc.update(y[lo:hi], p[lo:hi], w[lo:hi])
+    with pytest.raises(ValueError, match="empty"):  # an empty chunk is refused, as everywhere
+        acc.update(y[:0], p[:0])
     want = expected_calibration_error(y, p, sample_weight=w, **kw)
     got = acc.expected_calibration_error()
     assert got.value == pytest.approx(want.value, rel=1e-12)
     np.testing.assert_allclose(got.replicates, want.replicates, rtol=1e-12)
-    losses = LossAccumulator().update(y[:0], p[:0]).update(y, p)
+    losses = LossAccumulator().update(y, p)
     assert losses.nll == pytest.approx(negative_log_likelihood(y, p), rel=1e-12)
 
 

@@ -332,12 +332,11 @@ def test_separable_data_already_vanishing_at_t_1_warns():
         TemperatureScaling().fit(z, np.array([0, 1, 0, 1]))
 
 
-def test_streamed_chunks_of_zero_weight_or_no_rows_add_nothing():
+def test_streamed_chunks_of_zero_weight_add_nothing():
     z, y = _overconfident(n=60)
     w = np.ones(60)
     w[20:40] = 0.0
-    chunks = [(z[:20], y[:20], w[:20]), (z[20:40], y[20:40], w[20:40]), (z[:0], y[:0]),
-              (z[40:], y[40:], w[40:])]  # fmt: skip
+    chunks = [(z[:20], y[:20], w[:20]), (z[20:40], y[20:40], w[20:40]), (z[40:], y[40:], w[40:])]
     streamed = fit_temperature_streaming(lambda: chunks)
     memory = TemperatureScaling().fit(z, y, sample_weight=w)
     assert streamed.temperature_ == pytest.approx(memory.temperature_, rel=1e-12)

@@ -481,3 +481,10 @@ def test_a_closed_pipe_ends_quietly_after_writing_the_files(tmp_path) -> None:
     _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert json.loads((tmp_path / "o.json").read_text())["before"]
+
+
+def test_a_long_row_anywhere_in_the_csv_is_refused(tmp_path, capsys) -> None:
+    # the scoring read had dropped the extra field of a later row (target=1, prob=0 read)
+    path = tmp_path / "late.csv"
+    path.write_text("target,prob\n1,0.9\n0,0.2\n1,0.7\n1,0,0.1\n1,0.8\n")
+    assert "Expected 2 fields in line 5, saw 3" in _one_line_error([str(path)], capsys)

@@ -735,3 +735,22 @@ def test_both_paths_raise_the_same_first_error():
                 fn(y, pred, from_logits=True, backend=backend, **kwargs)
             errors.append((info.type, str(info.value)))
         assert errors[0] == errors[1]
+
+
+def test_out_in_the_same_buffer_but_apart_from_the_logits_is_taken():
+    buf = np.zeros((4, 6), np.float64)
+    buf[:, :3] = logits((4, 3), np.float64)
+    y = np.array([0, 1, 2, 0])
+    want = cce(y, buf[:, :3].copy(), from_logits=True, backend="portable")
+    for backend in ("portable", "fused"):
+        value, grad = cce(y, buf[:, :3], from_logits=True, out=buf[:, 3:], backend=backend)
+        assert grad.base is not None and np.shares_memory(grad, buf)
+        assert_same(value, want[0], np.float64)
+        assert_same(buf[:, 3:], want[1], np.float64)
+
+
+def test_out_with_tensors_is_refused_by_name():
+    torch = pytest.importorskip("torch")
+    z = logits((4, 3), np.float32)
+    with pytest.raises(TypeError, match="out takes NumPy arrays"):
+        cce(torch.tensor([0, 1, 2, 0]), z, from_logits=True, out=np.empty_like(z))

@@ -240,9 +240,10 @@ def test_per_element_pos_weight_of_1d_input_in_blocks():
     )
 
 
-def test_float16_probabilities_are_checked_and_clipped_as_float16():
-    # float16 is computed in float32, but had been checked (sum to 1 within sqrt(eps)) and
-    # clipped with float32's eps: PyTorch's own float16 softmax rows were refused
+def test_float16_probabilities_are_checked_as_float16_and_clipped_as_float32():
+    # float16 is computed in float32, but had been checked (sum to 1 within sqrt(eps)) with
+    # float32's tolerance: PyTorch's own float16 softmax rows were refused. Clipping stays at
+    # float32's eps: float16's (1e-3) would clip valid small probabilities
     p = np.full((1, 49), 1 / 49, dtype=np.float16)  # sums to 1.00035 in float16
     got = crossent.categorical_cross_entropy(np.array([0]), p)
     assert got.dtype == np.float16 and float(got) == pytest.approx(np.log(49), rel=1e-3)
@@ -250,9 +251,19 @@ def test_float16_probabilities_are_checked_and_clipped_as_float16():
         crossent.categorical_cross_entropy(
             np.array([0]), np.full((1, 49), 1.00035 / 49, np.float32)
         )
-    eps16 = float(np.finfo(np.float16).eps)
-    got = crossent.binary_cross_entropy(np.array([1.0]), np.array([0.0], np.float16))
-    assert float(got) == pytest.approx(-np.log(eps16), rel=1e-3)  # scikit-learn's log_loss too
+    small = np.array([[1e-4, 1 - 1e-4]], np.float16)
+    got = crossent.categorical_cross_entropy(np.array([0]), small)
+    assert float(got) == pytest.approx(-np.log(float(small[0, 0])), rel=1e-3)
+    # float64 soft targets with float32 logits sum to 1 within float32's rounding once cast
+    rng = np.random.default_rng(0)
+    q = rng.random((64, 10))
+    q /= q.sum(1, keepdims=True)
+    z = rng.standard_normal((64, 10)).astype(np.float32)
+    want = crossent.categorical_cross_entropy(q, z.astype(np.float64), from_logits=True)
+    got = crossent.categorical_cross_entropy(q, z, from_logits=True)
+    assert float(got) == pytest.approx(float(want), rel=1e-5)
+    got = crossent.kl_divergence(q, z, from_logits=True)
+    assert np.isfinite(float(got))
 
 
 def test_categorical_focal_alpha_may_be_a_numpy_scalar():

@@ -184,8 +184,10 @@ def _csv(path: str) -> Table:
     def read(cols: list[str], chunk_rows: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
         source: Any = path if compressed else _CountingReader(path)
         try:
+            # every column is parsed (usecols would drop the extra fields of a row longer than
+            # the header silently, where a full parse refuses it)
             with pd.read_csv(
-                source, sep=sep, usecols=cols, chunksize=chunk_rows, **exact_floats()
+                source, sep=sep, chunksize=chunk_rows, **exact_floats()
             ) as reader:  # closes the file pandas opened for a compressed CSV
                 done = 0
                 for frame in _parsed(reader, path):

@@ -124,6 +124,12 @@ def sums_to_one(
         )
 
 
+def coarser(a: Any, b: Any, xp: Any) -> Any:
+    """Of two floating dtypes, the one with the larger eps (float64 targets cast to float32
+    predictions sum to 1 within float32's rounding only)."""
+    return a if _array.finfo_eps(xp, a) > _array.finfo_eps(xp, b) else b
+
+
 def class_indices(
     y: Any, xp: Any, n_classes: int, ignore_index: int | None, name: str, *, check_range=True
 ) -> Any:

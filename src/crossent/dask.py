@@ -363,10 +363,9 @@ def _file_parts(
         import dask.dataframe as dd
 
         sep = _tables.csv_separator(table.path)
-        df = dd.read_csv(
+        df = dd.read_csv(  # every column, as the local reader: a longer row is refused
             table.path,
             sep=sep,
-            usecols=spec.columns,
             assume_missing=True,
             **_tables.exact_floats(),
         )

@@ -80,17 +80,6 @@ def labels(y_true: Any, n: int, n_classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def empty_chunk(pred: Any, y_true: Any) -> bool:
-    """Whether a chunk given to an accumulator has no rows (it then adds nothing); its labels
-    must have none either."""
-    shape, y_shape = np.shape(pred), np.shape(y_true)
-    if len(shape) == 0 or shape[0] != 0:
-        return False
-    if y_shape[:1] != (0,):
-        raise ValueError(f"y_true has shape {tuple(y_shape)}; expected no rows, like the chunk")
-    return True
-
-
 def sample_weight(w: Any, n: int, *, positive_sum: bool = True) -> np.ndarray:
     """Non-negative finite weights of shape (n,) (ones when ``None``), with a positive sum
     unless ``positive_sum=False`` (a chunk of an accumulator, whose rows may all weigh 0)."""

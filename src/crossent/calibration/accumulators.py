@@ -3,8 +3,8 @@ r"""Mergeable accumulators: calibration metrics and mean losses over data seen i
 Every accumulator keeps additive sufficient statistics (per-bin sums of weights, scores and
 outcomes; sums of weighted losses), so
 
-* ``update`` consumes a chunk of rows (any size, none included, any number of times; a
-  chunk's weights may sum to 0, as long as those of all the data do not);
+* ``update`` consumes a chunk of rows (any size but none, any number of times; a chunk's
+  weights may sum to 0, as long as those of all the data do not);
 * ``merge`` adds another accumulator's statistics (from another process or machine);
 * the results equal the one-shot functions on the concatenated data up to floating-point
   summation order (tested to 1e-12).
@@ -97,8 +97,6 @@ class CalibrationAccumulator:
 
         Inputs are checked as in :func:`expected_calibration_error`. Returns ``self``.
         """
-        if _inputs.empty_chunk(probs, y_true):
-            return self
         y, p, w, _ = _inputs.classification(y_true, probs, sample_weight, self.n_classes)
         weights = metrics.replicate_weights(w, self.n_bootstrap, self._rng)
         for mode in ("top_label", "classwise"):
@@ -271,8 +269,6 @@ class LossAccumulator:
 
     def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> LossAccumulator:
         """Add a chunk (shapes described in the class docstring). Returns ``self``."""
-        if _inputs.empty_chunk(y_pred, y_true):
-            return self
         y = _inputs.as_numpy(y_true)
         pred = _inputs.as_numpy(y_pred)
         options = {"from_logits": self.from_logits, "sample_weight": sample_weight}

@@ -119,8 +119,6 @@ class TemperatureStatistics:
 
     def update(self, logits: Any, y_true: Any, sample_weight: Any = None) -> TemperatureStatistics:
         """Add a chunk: logits (n,) or (n, K), integer labels (n,), optional weights (n,)."""
-        if _inputs.empty_chunk(logits, y_true):
-            return self
         z, _, suspicious = _inputs.logits(logits, self.input, check_input=self.check_input)
         n_classes = 2 if z.ndim == 1 else z.shape[1]
         y = _inputs.labels(y_true, z.shape[0], n_classes)

@@ -179,6 +179,11 @@ def gradient_buffer(out: Any, like: np.ndarray, dtype: Any, name: str = "out") -
         )
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array, got {type(out).__name__}")
+    if not isinstance(like, np.ndarray):
+        raise TypeError(
+            f"{name} takes NumPy arrays, for losses computed with NumPy: here y_pred or y_true "
+            f"is a {type(like).__module__.split('.')[0]} array"
+        )
     if out.shape != like.shape or out.dtype != dtype:
         raise ValueError(
             f"{name} must have y_pred's shape {like.shape} and dtype {np.dtype(dtype)}, got "
@@ -186,17 +191,22 @@ def gradient_buffer(out: Any, like: np.ndarray, dtype: Any, name: str = "out") -
         )
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only; the gradient cannot be written into it")
-    if (
-        isinstance(like, np.ndarray)
-        and np.may_share_memory(out, like)
-        and not _same_view(out, like)
-    ):
+    if np.may_share_memory(out, like) and not _same_view(out, like) and _overlap(out, like):
         raise ValueError(
             f"{name} overlaps y_pred without being it: the gradient would overwrite values "
             f"not yet read. Pass y_pred itself (its memory then holds the gradient) or a "
             f"separate array"
         )
     return out
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays share an element (exactly, within a bounded effort; beyond it they
+    are taken to)."""
+    try:
+        return bool(np.shares_memory(a, b, max_work=10_000))
+    except np.exceptions.TooHardError:
+        return True
 
 
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:

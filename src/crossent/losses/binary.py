@@ -129,26 +129,25 @@ def _binary(
         by_element = z.ndim == 1 and getattr(w_pos, "ndim", 0) == 1 and w_pos.shape[0] > 1
         loss, grad, hess = in_blocks(
             lambda zb, yb, wb: [_term(zb, yb, w_pos if wb is None else wb, from_logits, gamma,
-                                      alpha, order, xp, out_dtype)],
+                                      alpha, order, xp)],
             z, [y, w_pos if by_element else None], [scale], True, order, xp, out, elements,
         )  # fmt: skip
         value = loss if reduction == "none" else xp.sum(loss)
         return finish(_derivatives.Derivatives(value, grad, hess), xp, out_dtype, out=out)
-    term = _term(z, y, w_pos, from_logits, gamma, alpha, order, xp, out_dtype)
+    term = _term(z, y, w_pos, from_logits, gamma, alpha, order, xp)
     return finish(reduce([term], weights, reduction, xp), xp, out_dtype, out=out)
 
 
 def _term(
     z: Any, y: Any, w_pos: Any, from_logits: bool, gamma: float, alpha: float | None,
-    order: int, xp: Any, dtype: Any,
+    order: int, xp: Any,
 ) -> Term:  # fmt: skip
     """The unweighted per-element loss and its derivatives up to ``order`` (formulas in the
-    module docstring), for validated logits or probabilities ``z`` and targets ``y``;
-    probabilities are clipped at the eps of ``dtype``, the caller's."""
+    module docstring), for validated logits or probabilities ``z`` and targets ``y``."""
     if from_logits:
         log_p, log_q, p, q = sigmoid_parts(z)
     else:
-        eps = _array.finfo_eps(xp, dtype)
+        eps = _array.finfo_eps(xp, z.dtype)
         p = xp.clip(z, eps, 1 - eps)
         q = 1 - p
         log_p, log_q = xp.log(p), xp.log1p(-p)
@@ -229,8 +228,9 @@ def binary_cross_entropy(
             :func:`crossent.value_and_grad`); may be ``y_pred`` itself, but no other array
             overlapping it.
 
-    Probabilities are clipped to :math:`[\epsilon, 1 - \epsilon]` of their dtype (PyTorch
-    instead clamps the log at -100). Returns an array of ``y_pred``'s dtype.
+    Probabilities are clipped to :math:`[\epsilon, 1 - \epsilon]` of the dtype they are
+    computed in (float32 for float16; PyTorch instead clamps the log at -100). Returns an
+    array of ``y_pred``'s dtype.
 
     Example::
 

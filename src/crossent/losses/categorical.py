@@ -52,16 +52,14 @@ class _LogProbs:
     through ``log_softmax(log(p) / T)`` when a temperature other than 1 is asked for.
     """
 
-    def __init__(
-        self, pred: Any, xp: Any, from_logits: bool, temperature: float, dtype: Any = None
-    ) -> None:
+    def __init__(self, pred: Any, xp: Any, from_logits: bool, temperature: float) -> None:
         self.temperature = temperature
         self.from_logits = from_logits
         self.rescaled = from_logits or temperature != 1.0
         if from_logits:
             z = pred
-        else:  # clipped to [eps, 1 - eps] of the caller's dtype (float16's, computed in float32)
-            eps = _array.finfo_eps(xp, pred.dtype if dtype is None else dtype)
+        else:  # eps of the dtype computed in: float16's (1e-3) would clip valid probabilities
+            eps = _array.finfo_eps(xp, pred.dtype)
             self.clipped = xp.clip(pred, eps, 1 - eps)
             z = xp.log(self.clipped)
         if not self.rescaled:
@@ -190,9 +188,9 @@ def _target_parts(
     if y.ndim == pred.ndim:
         y = _array.moveaxis(xp, y, axis, -1)
         _validation.same_shape(y, pred, "y_true", "y_pred")
-        given = _validation.result_dtype(y, xp)
+        coarser = _validation.coarser(_validation.result_dtype(y, xp), pred.dtype, xp)
         soft = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), pred.dtype)
-        _validation.sums_to_one(soft, xp, "y_true", hint="", dtype=given)
+        _validation.sums_to_one(soft, xp, "y_true", hint="", dtype=coarser)
         return soft, None, None
     if tuple(y.shape) == tuple(pred.shape[:-1]):
         labels = _validation.class_indices(
@@ -253,7 +251,7 @@ def _rows(
     g = _distribution(soft, labels, pred, options["label_smoothing"], xp)
     for factor in wa:
         g = g * factor
-    lp = _LogProbs(pred, xp, options["from_logits"], options["temperature"], options["dtype"])
+    lp = _LogProbs(pred, xp, options["from_logits"], options["temperature"])
     terms = [_softmax_term(g, lp, options["gamma"], order, xp)]
     if options["z_loss"]:
         terms.append(_z_loss_term(lp, options["z_loss"], order))
@@ -344,7 +342,6 @@ def _categorical(
         "z_loss": z_loss,
         "gamma": gamma,
         "ignore_index": ignore_index,
-        "dtype": out_dtype,  # the caller's: float16 probabilities are clipped at its eps
     }
     elements = None if fused else block_elements(pred, xp)
     if fused or elements:
@@ -431,7 +428,8 @@ def categorical_cross_entropy(
             other array overlapping it.
 
     A batch whose rows are all ignored or masked gives 0 with zero gradient (PyTorch: NaN).
-    Probabilities are clipped to :math:`[\epsilon, 1 - \epsilon]` of their dtype.
+    Probabilities are clipped to :math:`[\epsilon, 1 - \epsilon]` of the dtype they are
+    computed in (float32 for float16).
 
     Example::
 

@@ -81,18 +81,18 @@ def kl_divergence(
     _validation.axis(axis, q.ndim)
     _validation.reduction(reduction)
     p = _array.asarray(p_true, xp, q)
-    p_dtype = _validation.result_dtype(p, xp)
+    coarser = _validation.coarser(_validation.result_dtype(p, xp), q.dtype, xp)
     p = xp.astype(_validation.targets_in_unit_interval(p, xp, "p_true"), q.dtype)
     _validation.same_shape(p, q, "p_true", "q_pred")
     q = _array.moveaxis(xp, q, axis, -1)
     p = _array.moveaxis(xp, p, axis, -1)
-    _validation.sums_to_one(p, xp, "p_true", hint="", dtype=p_dtype)
+    _validation.sums_to_one(p, xp, "p_true", hint="", dtype=coarser)
     if not from_logits:
         if order == 2:
             raise ValueError("hessians are computed with respect to logits: pass from_logits=True")
         _validation.probabilities(q, xp, "q_pred")
         _validation.sums_to_one(q, xp, "q_pred", dtype=out_dtype)
-    lp = _LogProbs(q, xp, from_logits, 1.0, out_dtype)
+    lp = _LogProbs(q, xp, from_logits, 1.0)
     result = reduce([_kl_term(p, lp, order, xp)], None, reduction, xp)
     return finish(result, xp, out_dtype, axis=axis)
 
