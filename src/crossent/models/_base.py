@@ -278,8 +278,6 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
                 f"('log_loss', 'cross_entropy') and loss_params empty; got loss={self.loss!r}, "
                 f"loss_params={self.loss_params!r}"
             )
-        # predict_proba gives the likelihood trained: the loss's temperature, 1 when distilled
-        self._temperature = params.get("temperature", 1.0)
         return DataTerm(fn, params, y_enc, weights, binary, teacher, distill)
 
     # -- fitting ---------------------------------------------------------------------------
@@ -305,6 +303,8 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         n_classes = self.classes_.size
         weights = self._example_weights(y_enc, sample_weight)
         term = self._data_term(y_enc, weights, n_classes, teacher, distill)
+        # predict_proba gives the likelihood trained: the loss's temperature, 1 when distilled
+        self._temperature = term.params.get("temperature", 1.0)
         # the weights of every row seen (fit starts the count, partial_fit continues it); a
         # partial_fit's batches are weighted against their mean (DataTerm.mean_weight)
         total, count = self._weights_seen if partial and not first else (0.0, 0)
