@@ -434,6 +434,5 @@ def test_init_score_and_link_refuse_what_training_would():
     obj = objectives.xgboost()
     with pytest.raises(ValueError, match="sample_weight sums to 0"):
         obj.init_score(np.array([0, 1, 1]), sample_weight=np.zeros(3))
-    bad = objectives.lightgbm(n_classes=3, loss_params={"temperature": -1.0})
     with pytest.raises(ValueError, match="temperature must lie in"):
-        bad.link(np.zeros((2, 3)))
+        objectives.lightgbm(n_classes=3, loss_params={"temperature": -1.0}).link(np.zeros((2, 3)))

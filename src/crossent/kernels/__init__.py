@@ -191,7 +191,7 @@ def gradient_buffer(out: Any, like: np.ndarray, dtype: Any, name: str = "out") -
         )
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only; the gradient cannot be written into it")
-    if np.may_share_memory(out, like) and not _same_view(out, like) and _overlap(out, like):
+    if not _same_view(out, like) and _overlap(out, like):
         raise ValueError(
             f"{name} overlaps y_pred without being it: the gradient would overwrite values "
             f"not yet read. Pass y_pred itself (its memory then holds the gradient) or a "
@@ -201,8 +201,8 @@ def gradient_buffer(out: Any, like: np.ndarray, dtype: Any, name: str = "out") -
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two arrays share an element (exactly, within a bounded effort; beyond it they
-    are taken to)."""
+    """Whether two arrays share an element (their bounds first, then exactly within a bounded
+    effort; beyond it they are taken to)."""
     try:
         return bool(np.shares_memory(a, b, max_work=10_000))
     except np.exceptions.TooHardError:

@@ -212,23 +212,19 @@ def _targets(
 ) -> tuple[Any, Any, Any]:
     """Target distribution ``q`` (class axis last), row validity, and the labels (or None).
 
-    Ignored rows get label 0 here; their weight is set to 0 by the caller.
+    Ignored rows get a label in range here (:func:`_gatherable`); their weight is set to 0 by
+    the caller.
     """
     soft, labels, valid = _target_parts(y_true, pred, xp, axis, ignore_index, True)
-    labels = None if labels is None else _safe_labels(labels, valid, xp)
+    labels = None if labels is None else _gatherable(labels, pred.shape[-1], xp)
     return _distribution(soft, labels, pred, label_smoothing, xp), valid, labels
 
 
 def _gatherable(labels: Any, n_classes: int, xp: Any) -> Any:
-    """Labels outside [0, n_classes) set to 0, before their range is checked: ignored rows
-    (whose weight is 0) and the errors the check raises later."""
+    """Labels outside [0, n_classes) set to 0, so that they index safely: those of ignored
+    rows (whose weight is 0), and, before the range check, those it will refuse."""
     inside = (labels >= 0) & (labels < n_classes)
     return xp.where(inside, labels, xp.zeros_like(labels))
-
-
-def _safe_labels(labels: Any, valid: Any, xp: Any) -> Any:
-    """Labels with ignored rows set to class 0 (their weight is 0)."""
-    return labels if valid is None else xp.where(valid, labels, xp.zeros_like(labels))
 
 
 def _distribution(soft: Any, labels: Any, like: Any, label_smoothing: float, xp: Any) -> Any:
@@ -363,7 +359,7 @@ def _categorical(
         return finish(
             _derivatives.Derivatives(value, grad, hess), xp, out_dtype, axis=axis, out=out
         )
-    labels = None if labels is None else _safe_labels(labels, valid, xp)
+    labels = None if labels is None else _gatherable(labels, n_classes, xp)
     terms = _rows(pred, soft, labels, wa, xp, options, order)
     terms[0].normaliser = normaliser
     return finish(reduce(terms, weights, reduction, xp), xp, out_dtype, axis=axis, out=out)

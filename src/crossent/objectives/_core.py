@@ -140,7 +140,9 @@ class Derivatives:
         self.binary = self.fn in BINARY
         self.n_classes = n_classes
         self.params = check_loss_params(self.fn, loss_params)
-        self.temperature = float(self.params.get("temperature", 1.0))  # softmax losses'
+        # softmax losses' temperature, which link() applies itself: checked here, not only
+        # when the loss first runs in training
+        self.temperature = _validation.temperature(self.params.get("temperature", 1.0))
         if multiclass_scale is None:  # LightGBM's C / (C - 1)
             multiclass_scale = n_classes / (n_classes - 1)
         if hessian not in HESSIANS:
@@ -303,7 +305,6 @@ class Derivatives:
     def link(self, raw: Any) -> np.ndarray:
         """Probabilities from raw margins: sigmoid (n,) or softmax over classes (n, C), with
         the loss's temperature (the model trained is ``softmax(z / T)``)."""
-        _validation.temperature(self.temperature)  # checked at training; link may come first
         z = np.asarray(raw, dtype=np.float64)
         if self.binary:
             return sigmoid(z)
