@@ -274,3 +274,12 @@ def test_loss_accumulator_records_the_class_count_of_accepted_chunks_only():
         acc.update(np.array([0, 7]), np.zeros((2, 5)))
     acc.update(np.array([0, 2]), np.zeros((2, 3)))
     assert acc.nll == pytest.approx(np.log(3))
+
+
+def test_merge_carries_the_class_count_over():
+    # merging into a fresh accumulator had left its class count unrecorded: a 5-class chunk
+    # was then added to 3-class sums
+    three = LossAccumulator(from_logits=True).update(np.array([0, 2]), np.zeros((2, 3)))
+    merged = LossAccumulator(from_logits=True).merge(three)
+    with pytest.raises(ValueError, match="has seen 3 classes"):
+        merged.update(np.array([0, 4]), np.zeros((2, 5)))

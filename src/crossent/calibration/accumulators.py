@@ -312,6 +312,7 @@ class LossAccumulator:
         self._sums += other._sums
         self.total_weight += other.total_weight
         self.n_samples += other.n_samples
+        self._classes = self._classes if other._classes is None else other._classes
         return self
 
     def _mean(self, i: int) -> float:
