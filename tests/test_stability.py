@@ -184,3 +184,35 @@ def test_float32_temperature_of_large_teacher_logits_keeps_the_distillation_exac
     )
     np.testing.assert_allclose(value, ref_value, rtol=1e-4, atol=1e-6 * np.abs(ref_value).max())
     np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-6 * np.abs(ref_grad).max())
+
+
+@pytest.mark.parametrize("backend", ["portable", "fused"])
+@pytest.mark.parametrize(
+    ("loss", "kwargs"),
+    [
+        (ce.categorical_cross_entropy, {"temperature": 1e-15}),
+        (ce.categorical_focal_loss, {"temperature": 1e-15, "gamma": 2.0}),
+        (ce.categorical_cross_entropy, {}),
+    ],
+)
+def test_logits_overflowing_the_dtype_raise_instead_of_nan(loss, kwargs, backend):
+    # float32 logits / T of 1e40 (or differences of 6e38 at T = 1) do not fit in float32;
+    # both paths had returned NaN losses and gradients without a word.
+    big = 1e25 if kwargs else 3e38
+    z = np.array([[big, -big], [0.0, 1.0]], dtype=np.float32)
+    with pytest.raises(ValueError, match="the loss overflows float32: y_pred / temperature"):
+        ce.value_and_grad(loss)(np.array([1, 1]), z, from_logits=True, backend=backend, **kwargs)
+    # In float64 the same logits fit: finite, and the exact loss of the second row.
+    value, grad = ce.value_and_grad(loss)(
+        np.array([1, 1]), z.astype(np.float64), from_logits=True, backend=backend,
+        reduction="none", **kwargs,
+    )  # fmt: skip
+    assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
+
+
+def test_distillation_logits_overflowing_the_dtype_raise_instead_of_inf():
+    s = np.array([[1e25, 0.0], [0.0, 1.0]], dtype=np.float32)
+    t = np.array([[0.0, 1e25], [0.0, 1.0]], dtype=np.float32)
+    with pytest.raises(ValueError, match="the loss overflows float32: student_logits"):
+        ce.distillation_loss(np.array([0, 1]), s, t, temperature=1e-15)
+    assert np.isfinite(ce.distillation_loss(np.array([0, 1]), s, t, temperature=1.0))

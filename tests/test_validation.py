@@ -188,12 +188,49 @@ BAD = [
         ValueError,
         "direction has shape",
     ),
+    # text labels beside a PyTorch y_pred had met PyTorch's own TypeError, naming nothing
+    (
+        lambda: ce.categorical_cross_entropy(np.array(["a", "b"]), _tensor(P)),
+        TypeError,
+        "y_true must be an array of numbers, got dtype <U1",
+    ),
+    (
+        lambda: ce.binary_cross_entropy(np.array(["a", "b"]), _tensor(Z[:, 0]), from_logits=True),
+        TypeError,
+        "y_true must be an array of numbers",
+    ),
+    (
+        lambda: ce.categorical_cross_entropy(Y, _tensor(P), sample_weight=np.array(["1", "2"])),
+        TypeError,
+        "sample_weight must be an array of numbers",
+    ),
+    (
+        lambda: ce.distillation_loss(Y, _tensor(Z), np.full(Z.shape, "a")),
+        TypeError,
+        "teacher_logits must be an array of numbers",
+    ),
+    # the labels of these functions had been said to have "y_pred's" shape
+    (
+        lambda: ce.distillation_loss(Y * 1.0, Z, Z),
+        TypeError,
+        "its shape is student_logits's without the class axis",
+    ),
+    (
+        lambda: ce.linear_cross_entropy(Z, Z, Y * 1.0),
+        TypeError,
+        "its shape is hidden's without its last axis",
+    ),
     (  # NumPy's SeedSequence had spoken, naming nothing
         lambda: _calibration().expected_calibration_error(Y, P, n_bootstrap=5, random_state="x"),
         TypeError,
         "random_state must be None, a non-negative integer",
     ),
 ]
+
+
+def _tensor(x):
+    torch = pytest.importorskip("torch")
+    return torch.from_numpy(np.asarray(x, dtype=np.float64))
 
 
 def _calibration():

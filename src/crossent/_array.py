@@ -41,16 +41,20 @@ def _is_array(obj: Any) -> bool:
     return array_api_compat.is_array_api_obj(obj) and not isinstance(obj, (int, float, bool))
 
 
-def asarray(obj: Any, xp: Any, like: Any = None) -> Any:
-    """``obj`` as an array of namespace ``xp``, on the device of ``like``."""
+def asarray(obj: Any, xp: Any, like: Any = None, name: str = "input") -> Any:
+    """``obj`` as an array of namespace ``xp``, on the device of ``like``. NumPy arrays of
+    anything but numbers (strings, objects) are refused with a ``TypeError`` naming ``name``
+    before they reach another library, whose own message would not say which argument."""
     if type(obj) is np.ndarray and xp is _numpy_namespace():
         return obj
     if _is_array(obj) and array_api_compat.array_namespace(obj) is xp:
         return obj
     if array_api_compat.is_numpy_namespace(xp):
         return np.asarray(obj)
-    if not _is_array(obj):
+    if not _is_array(obj) or isinstance(obj, np.ndarray):
         obj = np.asarray(obj)
+        if obj.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be an array of numbers, got dtype {obj.dtype}")
     device = array_api_compat.device(like) if like is not None else None
     return xp.asarray(obj, device=device)
 

@@ -37,7 +37,7 @@ def predictions(y_pred: Any, xp: Any, name: str = "y_pred", *, check_finite: boo
     back with :func:`result_dtype`. ``check_finite=False`` leaves the finiteness check to a
     fused kernel, which performs it while reading the values anyway.
     """
-    y_pred = _array.asarray(y_pred, xp)
+    y_pred = _array.asarray(y_pred, xp, name=name)
     kind = dtype_kind(y_pred, xp)
     if kind == "integer":
         y_pred = xp.astype(y_pred, xp.float64)
@@ -72,6 +72,20 @@ def finite(x: Any, xp: Any, name: str) -> None:
     extremes = xp.stack([xp.max(x), xp.min(x)])
     if not bool(xp.all(xp.isfinite(extremes))):
         raise ValueError(f"{name} contains NaN or infinity; all values must be finite")
+
+
+def no_overflow(value: Any, xp: Any, dtype: Any, name: str = "y_pred") -> None:
+    """Raise if a loss computed from finite logits is NaN or infinite: ``name / temperature``
+    holds values too large, or too far apart, for ``dtype`` (float32 logits of 1e25 at a
+    temperature of 1e-15, or of +-3e38 at any), where NaN would otherwise come out."""
+    try:
+        finite(value, xp, "loss")
+    except ValueError:
+        raise ValueError(
+            f"the loss overflows {dtype}: {name} / temperature holds values too large or too "
+            f"far apart for {dtype}; pass float64 logits, scale them down, or raise the "
+            f"temperature"
+        ) from None
 
 
 def _size(x: Any) -> int:
@@ -131,19 +145,27 @@ def coarser(a: Any, b: Any, xp: Any) -> Any:
 
 
 def class_indices(
-    y: Any, xp: Any, n_classes: int, ignore_index: int | None, name: str, *, check_range=True
+    y: Any,
+    xp: Any,
+    n_classes: int,
+    ignore_index: int | None,
+    name: str,
+    *,
+    check_range: bool = True,
+    shape_of: str = "y_pred's without the class axis",
 ) -> Any:
     """Validate integer class labels in [0, n_classes) (``ignore_index`` allowed); returned as
     int64, in which ``n_classes`` and ``ignore_index`` compare as numbers (PyTorch wraps them
     into a uint8 or int8 tensor's range: -100 had matched the uint8 label 156).
 
     ``check_range=False`` checks the dtype only and leaves the range to a fused kernel.
+    ``shape_of`` says, for the error message, which shape the labels have.
     """
     kind = dtype_kind(y, xp)
     if kind != "integer":
         raise TypeError(
-            f"{name} holds class indices (its shape is y_pred's without the class axis) and "
-            f"must be an integer array, got dtype {y.dtype}"
+            f"{name} holds class indices (its shape is {shape_of}) and must be an integer "
+            f"array, got dtype {y.dtype}"
         )
     y = xp.astype(y, xp.int64, copy=False)
     if not check_range:
@@ -191,7 +213,7 @@ def example_weights(w: Any, xp: Any, loss_shape: tuple, name: str, like: Any) ->
 
     Returned as a float array broadcastable against the per-example loss.
     """
-    w = _array.asarray(w, xp, like)
+    w = _array.asarray(w, xp, like, name)
     kind = dtype_kind(w, xp)
     if kind == "other":
         raise TypeError(f"{name} must be a numeric or boolean array, got dtype {w.dtype}")

@@ -80,7 +80,7 @@ def _binary(
     # the fused kernel as it reads them or below: the first error is the same on both paths.
     z = _validation.predictions(y_pred, xp, check_finite=not from_logits)
     out = kernels.gradient_buffer(out, z, out_dtype)
-    y = _array.asarray(y_true, xp, z)
+    y = _array.asarray(y_true, xp, z, "y_true")
     _validation.numeric(y, xp, "y_true")
     _validation.same_shape(y, z, "y_true", "y_pred")
     _validation.reduction(reduction)

@@ -175,27 +175,35 @@ def _z_loss_term(lp: _LogProbs, z_loss: float, order: int) -> Term:
 
 
 def _target_parts(
-    y_true: Any, pred: Any, xp: Any, axis: int, ignore_index: int | None, check_labels: bool
+    y_true: Any,
+    pred: Any,
+    xp: Any,
+    axis: int,
+    ignore_index: int | None,
+    check_labels: bool,
+    pred_name: str = "y_pred",
 ) -> tuple[Any, Any, Any]:
     """Soft targets (class axis last) or integer labels, and the row validity (None when no
     row is ignored).
 
     Exactly one of the first two is returned. ``check_labels=False`` leaves the label range to
     the caller (the fused kernel, or the portable path once every other argument is checked).
+    ``pred_name`` names the predictions in error messages.
     """
     n_classes = pred.shape[-1]
-    y = _array.asarray(y_true, xp, pred)
+    y = _array.asarray(y_true, xp, pred, "y_true")
     if y.ndim == pred.ndim:
         y = _array.moveaxis(xp, y, axis, -1)
-        _validation.same_shape(y, pred, "y_true", "y_pred")
+        _validation.same_shape(y, pred, "y_true", pred_name)
         coarser = _validation.coarser(_validation.result_dtype(y, xp), pred.dtype, xp)
         soft = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), pred.dtype)
         _validation.sums_to_one(soft, xp, "y_true", hint="", dtype=coarser)
         return soft, None, None
     if tuple(y.shape) == tuple(pred.shape[:-1]):
         labels = _validation.class_indices(
-            y, xp, n_classes, ignore_index, "y_true", check_range=check_labels
-        )
+            y, xp, n_classes, ignore_index, "y_true", check_range=check_labels,
+            shape_of=f"{pred_name}'s without the class axis",
+        )  # fmt: skip
         valid = None
         if ignore_index is not None:
             valid = labels != ignore_index
@@ -203,19 +211,25 @@ def _target_parts(
         return None, labels, valid
     raise ValueError(
         f"y_true has shape {tuple(y.shape)}; expected class indices of shape "
-        f"{tuple(pred.shape[:-1])} or targets of y_pred's shape"
+        f"{tuple(pred.shape[:-1])} or targets of {pred_name}'s shape"
     )
 
 
 def _targets(
-    y_true: Any, pred: Any, xp: Any, axis: int, ignore_index: int | None, label_smoothing: float
+    y_true: Any,
+    pred: Any,
+    xp: Any,
+    axis: int,
+    ignore_index: int | None,
+    label_smoothing: float,
+    pred_name: str = "y_pred",
 ) -> tuple[Any, Any, Any]:
     """Target distribution ``q`` (class axis last), row validity, and the labels (or None).
 
     Ignored rows get a label in range here (:func:`_gatherable`); their weight is set to 0 by
     the caller.
     """
-    soft, labels, valid = _target_parts(y_true, pred, xp, axis, ignore_index, True)
+    soft, labels, valid = _target_parts(y_true, pred, xp, axis, ignore_index, True, pred_name)
     labels = None if labels is None else _gatherable(labels, pred.shape[-1], xp)
     return _distribution(soft, labels, pred, label_smoothing, xp), valid, labels
 
@@ -356,13 +370,18 @@ def _categorical(
                 pred, [soft, labels], scales, False, order, xp, grad_out, elements,
             )  # fmt: skip
         value = loss if reduction == "none" else xp.sum(loss)
+        if from_logits:
+            _validation.no_overflow(value, xp, pred.dtype)
         return finish(
             _derivatives.Derivatives(value, grad, hess), xp, out_dtype, axis=axis, out=out
         )
     labels = None if labels is None else _gatherable(labels, n_classes, xp)
     terms = _rows(pred, soft, labels, wa, xp, options, order)
     terms[0].normaliser = normaliser
-    return finish(reduce(terms, weights, reduction, xp), xp, out_dtype, axis=axis, out=out)
+    result = reduce(terms, weights, reduction, xp)
+    if from_logits:
+        _validation.no_overflow(result.value, xp, pred.dtype)
+    return finish(result, xp, out_dtype, axis=axis, out=out)
 
 
 @_derivatives.differentiable(max_order=2)

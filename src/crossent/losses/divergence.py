@@ -80,7 +80,7 @@ def kl_divergence(
     q = _validation.predictions(q_pred, xp, "q_pred")
     _validation.axis(axis, q.ndim)
     _validation.reduction(reduction)
-    p = _array.asarray(p_true, xp, q)
+    p = _array.asarray(p_true, xp, q, "p_true")
     coarser = _validation.coarser(_validation.result_dtype(p, xp), q.dtype, xp)
     p = xp.astype(_validation.targets_in_unit_interval(p, xp, "p_true"), q.dtype)
     _validation.same_shape(p, q, "p_true", "q_pred")
@@ -239,7 +239,9 @@ def distillation_loss(
     xp = _array.namespace(student_logits, teacher_logits, y_true)
     out_dtype = _validation.result_dtype(student_logits, xp)
     s = _validation.predictions(student_logits, xp, "student_logits")
-    t = _validation.predictions(_array.asarray(teacher_logits, xp, s), xp, "teacher_logits")
+    t = _validation.predictions(
+        _array.asarray(teacher_logits, xp, s, "teacher_logits"), xp, "teacher_logits"
+    )
     _validation.same_shape(t, s, "teacher_logits", "student_logits")
     _validation.axis(axis, s.ndim)
     _validation.reduction(reduction)
@@ -256,9 +258,11 @@ def distillation_loss(
         if alpha != 1.0:
             raise ValueError("y_true may be None only with alpha=1 (no hard-label term)")
     else:
-        q, valid, _ = _targets(y_true, s, xp, axis, ignore_index, 0.0)
+        q, valid, _ = _targets(y_true, s, xp, axis, ignore_index, 0.0, "student_logits")
         hard = _softmax_term(q, _LogProbs(s, xp, True, 1.0), 0.0, order, xp)
         terms.insert(0, hard.scaled(1 - alpha))
         if valid is not None:
             weights = xp.astype(valid, s.dtype)
-    return finish(reduce(terms, weights, reduction, xp), xp, out_dtype, axis=axis)
+    result = reduce(terms, weights, reduction, xp)
+    _validation.no_overflow(result.value, xp, s.dtype, "student_logits or teacher_logits")
+    return finish(result, xp, out_dtype, axis=axis)

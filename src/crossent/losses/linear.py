@@ -186,7 +186,7 @@ def linear_cross_entropy(
             f"linear_cross_entropy fills its results block by block: pass NumPy arrays or "
             f"PyTorch tensors"
         )
-    targets = _array.asarray(targets, xp, hidden)
+    targets = _array.asarray(targets, xp, hidden, "targets")
     dtype = xp.result_type(hidden.dtype, weight.dtype)
     hidden, weight = (
         np.ascontiguousarray(a, dtype=dtype) if numpy else xp.astype(a, dtype, copy=False)
@@ -208,7 +208,9 @@ def linear_cross_entropy(
     if softcap is not None:
         softcap = _validation.in_range(softcap, "softcap", 0.0, low_open=True)
     _validation.reduction(reduction)
-    targets = _validation.class_indices(targets, xp, n_classes, ignore_index, "targets")
+    targets = _validation.class_indices(
+        targets, xp, n_classes, ignore_index, "targets", shape_of="hidden's without its last axis"
+    )
     if chunk_size is None:
         chunk_size = _default_rows(n_rows, n_classes)
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
