@@ -176,6 +176,24 @@ def _commands() -> list[str]:
     return lines
 
 
+def _referred_modules(text: str) -> list[str]:
+    """Modules that the text refers to (``crossent.x.y`` in backquotes, importable as a
+    module) but that have no section of their own: their docstrings hold the formulas and
+    choices that the entries point to."""
+    documented = {module for module, _, _ in SECTIONS}
+    found = []
+    for name in dict.fromkeys(re.findall(r"`(crossent(?:\.\w+)+)`", text)):
+        if name in documented:
+            continue
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # a function or class, not a module
+            continue
+        if module.__doc__:
+            found.append(name)
+    return sorted(found)
+
+
 def generate() -> str:
     lines = [
         "# API reference",
@@ -192,6 +210,21 @@ def generate() -> str:
         lines += [f"## `{module_name}`", "", summary, ""]
         for name in names or module.__all__:
             lines += _entry(module_name, name, getattr(module, name))
+    modules: dict[str, str] = {}  # the referred modules, and those their docstrings refer to
+    while new := [
+        m for m in _referred_modules("\n".join(lines + list(modules.values()))) if m not in modules
+    ]:
+        modules |= {m: _markdown(importlib.import_module(m).__doc__ or "") for m in new}
+    if modules:
+        lines += [
+            "## Modules referred to above",
+            "",
+            "Internal modules whose docstrings hold the formulas and design choices that the "
+            "entries above point to. Their functions are not public API.",
+            "",
+        ]
+        for name in sorted(modules):
+            lines += [f"### `{name}`", "", modules[name], ""]
     return "\n".join(lines + _commands()).rstrip() + "\n"
 
 
