@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import brier_score_loss
+from sklearn.metrics import brier_score_loss, log_loss
 
 import crossent
 from crossent.calibration import (
@@ -283,3 +283,24 @@ def test_merge_carries_the_class_count_over():
     merged = LossAccumulator(from_logits=True).merge(three)
     with pytest.raises(ValueError, match="has seen 3 classes"):
         merged.update(np.array([0, 4]), np.zeros((2, 5)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_float32_and_float16_probabilities_accumulate_as_one_shot(dtype):
+    # The accumulator had checked and clipped its float64 copy: rows of float32 softmax
+    # output (off from 1 by 3e-8) were refused, and p = 1 of a wrong class was clipped at
+    # float64's epsilon (NLL 18.2 against log_loss's 8.15).
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(500, 10)).astype(np.float32)
+    y = rng.integers(0, 10, size=500)
+    p = crossent.softmax(z).astype(dtype)
+    acc = CalibrationAccumulator(10)
+    for part in np.array_split(np.arange(500), 7):
+        acc.update(y[part], p[part])
+    np.testing.assert_allclose(acc.negative_log_likelihood(), negative_log_likelihood(y, p))
+    np.testing.assert_allclose(acc.brier_score(), brier_score(y, p), rtol=1e-12)
+    yb, pb = np.array([0, 1]), np.array([1.0, 0.7], dtype=dtype)
+    expected = log_loss(yb, pb.astype(np.float32), labels=[0, 1])  # clips at float32's eps
+    one_shot = CalibrationAccumulator(2).update(yb, pb).negative_log_likelihood()
+    np.testing.assert_allclose(one_shot, expected, rtol=1e-6)
+    np.testing.assert_allclose(negative_log_likelihood(yb, pb), expected, rtol=1e-6)

@@ -301,3 +301,41 @@ def test_max_norm_replicate_with_no_example_is_nan():
         assert empty.sum() > 0
         assert np.all(result.replicates[~empty] >= 0.7 - 1e-12)
         assert result.low >= 0.7 - 1e-12
+
+
+@pytest.mark.parametrize("metric", [negative_log_likelihood, brier_score])
+@pytest.mark.parametrize(
+    ("y_true", "probs", "kwargs", "error", "match"),
+    [
+        # negative_log_likelihood had returned 0 for weights of 0 and taken float labels of
+        # (n,) probabilities as soft targets, where the other metrics refuse both
+        ([0, 1], [[0.9, 0.1], [0.2, 0.8]], {"sample_weight": np.zeros(2)}, ValueError,
+         "sample_weight sums to 0"),
+        ([0.5, 1.0], [0.2, 0.7], {}, TypeError, r"y_true holds class indices \(its shape is "
+         r"\(n,\), one per row\)"),
+        ([0, 1], [[0.9, np.nan], [0.2, 0.8]], {}, ValueError, "probs contains NaN"),
+    ],
+)  # fmt: skip
+def test_metrics_check_their_inputs_alike(metric, y_true, probs, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        metric(np.array(y_true), np.array(probs), **kwargs)
+
+
+def test_boolean_labels_and_logits_in_negative_log_likelihood():
+    y, p = np.array([True, False]), np.array([[0.9, 0.1], [0.2, 0.8]])
+    assert negative_log_likelihood(y, p) == pytest.approx(log_loss(y, p, labels=[0, 1]), 1e-12)
+    with pytest.raises(ValueError, match="probs contains NaN"):
+        negative_log_likelihood(y, np.array([np.nan, 0.0]), from_logits=True)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_l2_error_does_not_depend_on_the_scale_of_the_weights(scale):
+    # gap**2 / W had underflowed to 0 (weights of 1e-200) or overflowed to inf (1e200)
+    y, p = _random_problem(n=60, k=3, seed=4)
+    w = np.random.default_rng(4).uniform(0.5, 2, size=60)
+    for debias in (False, True):
+        expected = expected_calibration_error(y, p, norm="l2", sample_weight=w, debias=debias)
+        got = expected_calibration_error(y, p, norm="l2", sample_weight=w * scale, debias=debias)
+        if not debias:  # the debiased estimator counts weights as frequencies
+            assert got == pytest.approx(expected, rel=1e-12)
+        assert np.isfinite(got)

@@ -7,7 +7,7 @@ reuse :mod:`crossent._validation` and its messages.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,37 +46,39 @@ def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
     return value
 
 
-def probabilities(probs: Any) -> tuple[np.ndarray, bool]:
-    """Predicted probabilities as an (n, K) float64 array, and whether the input was binary.
-
-    ``(n,)`` holds the probability of class 1 and becomes ``[1 - p, p]``; ``(n, K)`` rows
-    must sum to 1 (tolerance of :func:`crossent._validation.sums_to_one`).
-    """
+def probabilities(probs: Any, hint: str = "") -> np.ndarray:
+    """Checked predicted probabilities, (n,) (the probability of class 1) or (n, K) with
+    rows summing to 1 (tolerance of :func:`crossent._validation.sums_to_one` for their dtype),
+    in their own dtype (float32 for float16). ``hint`` ends the messages of values that are
+    no probabilities (how to pass logits, for a function that takes them)."""
     p = as_numpy(probs)
     not_empty(p, "probs")
     p = _validation.predictions(p, np, "probs")
-    if p.ndim == 1:
-        _validation.probabilities(p, np, "probs", hint="")
-        p = p.astype(np.float64)
-        return np.stack([1.0 - p, p], axis=1), True
-    if p.ndim != 2 or p.shape[1] < 2:
+    if p.ndim > 2 or (p.ndim == 2 and p.shape[1] < 2):
         raise ValueError(
             f"probs must have shape (n,) (probability of class 1) or (n, K) with K >= 2, "
             f"got {p.shape}"
         )
-    _validation.probabilities(p, np, "probs", hint="")
-    _validation.sums_to_one(p, np, "probs", hint="")
-    return p.astype(np.float64), False
+    _validation.probabilities(p, np, "probs", hint=hint)
+    if p.ndim == 2:
+        _validation.sums_to_one(p, np, "probs", hint=hint)
+    return p
+
+
+def columns(p: np.ndarray) -> np.ndarray:
+    """Probabilities as an (n, K) float64 array: ``(n,)`` becomes ``[1 - p, p]``."""
+    p = p.astype(np.float64)
+    return np.stack([1.0 - p, p], axis=1) if p.ndim == 1 else p
 
 
 def labels(y_true: Any, n: int, n_classes: int) -> np.ndarray:
-    """Integer class labels of shape (n,) in [0, n_classes)."""
+    """Integer (or boolean) class labels of shape (n,) in [0, n_classes), as int64."""
     y = as_numpy(y_true)
     if y.dtype.kind == "b":
         y = y.astype(np.int64)
     if y.shape != (n,):
         raise ValueError(f"y_true has shape {y.shape}; expected ({n},), one label per row")
-    _validation.class_indices(y, np, n_classes, None, "y_true")
+    _validation.class_indices(y, np, n_classes, None, "y_true", shape_of="(n,), one per row")
     return y.astype(np.int64)
 
 
@@ -99,16 +101,29 @@ def sample_weight(w: Any, n: int, *, positive_sum: bool = True) -> np.ndarray:
     return w
 
 
+class Classification(NamedTuple):
+    """Checked inputs of a metric: labels ``y`` (n,), probabilities ``p`` as (n, K) float64,
+    weights ``w`` (n,), and ``probs``, the probabilities as given ((n,) or (n, K), their
+    dtype), from which the log-likelihood is computed as by the losses."""
+
+    y: np.ndarray
+    p: np.ndarray
+    w: np.ndarray
+    probs: np.ndarray
+
+
 def classification(
-    y_true: Any, probs: Any, weight: Any, n_classes: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """``(y, P, w, binary)``: validated labels, (n, K) probabilities and weights; with
-    ``n_classes`` (an accumulator's chunk) the weights may sum to 0."""
-    p, binary = probabilities(probs)
+    y_true: Any, probs: Any, weight: Any, n_classes: int | None = None, hint: str = ""
+) -> Classification:
+    """Validated labels, probabilities and weights; with ``n_classes`` (an accumulator's
+    chunk) the weights may sum to 0. ``hint``: see :func:`probabilities`."""
+    given = probabilities(probs, hint)
+    p = columns(given)
     if n_classes is not None and p.shape[1] != n_classes:
         raise ValueError(f"probs has {p.shape[1]} classes; this accumulator expects {n_classes}")
     y = labels(y_true, p.shape[0], p.shape[1])
-    return y, p, sample_weight(weight, p.shape[0], positive_sum=n_classes is None), binary
+    w = sample_weight(weight, p.shape[0], positive_sum=n_classes is None)
+    return Classification(y, p, w, given)
 
 
 def looks_like_probabilities(z: np.ndarray) -> bool:

@@ -97,7 +97,7 @@ class CalibrationAccumulator:
 
         Inputs are checked as in :func:`expected_calibration_error`. Returns ``self``.
         """
-        y, p, w, _ = _inputs.classification(y_true, probs, sample_weight, self.n_classes)
+        y, p, w, given = _inputs.classification(y_true, probs, sample_weight, self.n_classes)
         weights = metrics.replicate_weights(w, self.n_bootstrap, self._rng)
         for mode in ("top_label", "classwise"):
             scores, hits = metrics.scores_and_hits(y, p, mode)
@@ -105,8 +105,7 @@ class CalibrationAccumulator:
             self._sums[mode] += metrics.binned_sums(index, scores, hits, weights, self.n_bins)
             self._counts[mode] += metrics.bin_counts(index, self.n_bins)
         self._brier += weights.T @ metrics.brier_rows(y, p)
-        nll = categorical_cross_entropy(y, p, reduction="none", ignore_index=None)
-        self._log_loss += weights.T @ np.asarray(nll, dtype=np.float64)
+        self._log_loss += weights.T @ metrics.nll_rows(y, given)
         self.n_samples += y.shape[0]
         return self
 

@@ -245,7 +245,7 @@ def _error_from_sums(sums: np.ndarray, norm: str, mode: str, debias: bool) -> np
     elif norm == "max":
         per_score = np.where(filled, np.abs(gap) / safe, 0.0).max(axis=-1)
     else:
-        square = np.where(filled, gap**2 / safe, 0.0)
+        square = np.where(filled, safe * (gap / safe) ** 2, 0.0)  # no gap**2: weights of 1e-200
         if debias:
             enough = weight >= 2
             freq = np.where(filled, hit / safe, 0.0)
@@ -378,8 +378,10 @@ def negative_log_likelihood(
 
     Computed by :func:`crossent.binary_cross_entropy` for (n,) input (probability or logit of
     class 1) and by :func:`crossent.categorical_cross_entropy` for (n, K) input, so its
-    conventions (clipping probabilities to :math:`[\epsilon, 1 - \epsilon]`, exact log-space
-    evaluation from logits) are theirs. Divide by :math:`\log 2` for bits.
+    conventions (clipping probabilities to :math:`[\epsilon, 1 - \epsilon]` with the
+    :math:`\epsilon` of their dtype, exact log-space evaluation from logits) are theirs. Labels
+    are integers (or booleans) in [0, K), and the weights must not all be 0, as in the other
+    metrics and in scikit-learn's ``log_loss``. Divide by :math:`\log 2` for bits.
 
     Example::
 
@@ -391,19 +393,30 @@ def negative_log_likelihood(
     Reference: Gneiting and Raftery, "Strictly Proper Scoring Rules, Prediction, and
     Estimation", JASA 102 (2007).
     """
-    from_logits = _validation.flag(from_logits, "from_logits")
-    xp_pred = _inputs.as_numpy(probs)
-    y = _inputs.as_numpy(y_true)
-    if not from_logits:  # checked here to name probs (the losses call it y_pred)
-        _validation.probabilities(xp_pred, np, "probs")
-        if xp_pred.ndim > 1:
-            _validation.sums_to_one(xp_pred, np, "probs")
-    if xp_pred.ndim == 1:
-        value = binary_cross_entropy(
-            y, xp_pred, from_logits=from_logits, sample_weight=sample_weight
+    if not _validation.flag(from_logits, "from_logits"):
+        y, _, w, p = _inputs.classification(
+            y_true, probs, sample_weight, hint=_validation.LOGITS_HINT
         )
+        return float(w @ nll_rows(y, p) / w.sum())
+    z = _inputs.as_numpy(probs)
+    _inputs.not_empty(z, "probs")
+    z = _validation.predictions(z, np, "probs")
+    if z.ndim > 2:
+        raise ValueError(
+            f"probs must have shape (n,) or (n, K) when they are logits, got {z.shape}"
+        )
+    y = _inputs.labels(y_true, z.shape[0], 2 if z.ndim == 1 else z.shape[1])
+    w = _inputs.sample_weight(sample_weight, z.shape[0])
+    return float(w @ nll_rows(y, z, from_logits=True) / w.sum())
+
+
+def nll_rows(y: np.ndarray, probs: np.ndarray, from_logits: bool = False) -> np.ndarray:
+    """Per-row negative log-likelihood (float64) of checked labels and (n,) or (n, K)
+    probabilities (or logits), by the binary or categorical cross-entropy."""
+    if probs.ndim == 1:
+        rows = binary_cross_entropy(y, probs, from_logits=from_logits, reduction="none")
     else:
-        value = categorical_cross_entropy(
-            y, xp_pred, from_logits=from_logits, sample_weight=sample_weight, ignore_index=None
+        rows = categorical_cross_entropy(
+            y, probs, from_logits=from_logits, reduction="none", ignore_index=None
         )
-    return float(value)
+    return np.asarray(rows, dtype=np.float64)
