@@ -217,3 +217,24 @@ def test_large_inputs_run_in_blocks_of_rows_with_the_same_results(monkeypatch, l
         leaf = args[1].clone().requires_grad_()
         loss(args[0], leaf, from_logits=True, **kwargs).backward()
         assert_allclose(leaf.grad.numpy(), _to_numpy(whole[1]), rtol=1e-12, atol=1e-16)
+
+
+@pytest.mark.parametrize(
+    ("loss", "y", "p", "kwargs"),
+    [
+        (ce.binary_cross_entropy, [1.0, 0.0, 1.0], [0.0, 1.0, 0.5], {}),
+        (ce.categorical_cross_entropy, [0, 1], [[0.0, 1.0], [0.5, 0.5]], {}),
+        (ce.categorical_focal_loss, [0, 1], [[0.0, 1.0], [0.5, 0.5]], {"gamma": 2.0}),
+        (ce.kl_divergence, [[1.0, 0.0], [0.5, 0.5]], [[0.0, 1.0], [0.5, 0.5]], {}),
+    ],
+)
+def test_torch_autograd_at_clipped_probabilities_is_the_analytic_gradient(loss, y, p, kwargs):
+    # Autograd went through a plain clip, which passes no gradient outside its range: the
+    # worst predictions (probability 0 of the true class) got a gradient of 0.
+    torch = pytest.importorskip("torch")
+    y, p = np.array(y), np.array(p)
+    leaf = torch.tensor(p, requires_grad=True)
+    loss(torch.tensor(y), leaf, reduction="sum", **kwargs).backward()
+    _, expected = ce.value_and_grad(loss)(y, p, reduction="sum", **kwargs)
+    np.testing.assert_allclose(leaf.grad.numpy(), expected, rtol=1e-12)
+    assert leaf.grad.numpy().min() < -1e15  # -1 / eps at the probability of 0

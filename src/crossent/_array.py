@@ -78,6 +78,19 @@ def finfo_eps(xp: Any, dtype: Any) -> float:
     return float(xp.finfo(dtype).eps)
 
 
+def clip_probabilities(p: Any, xp: Any) -> Any:
+    """``p`` clipped to [eps, 1 - eps] of its dtype, with a derivative of 1 everywhere for
+    PyTorch's autograd: a plain clip passes no gradient outside its range, so the worst
+    predictions (a probability of exactly 0 or 1 on the wrong class) would get none. The
+    loss's gradient is then that of the log at the clip point, as the analytic derivatives
+    give (and PyTorch's ``binary_cross_entropy``, which bounds it instead of the log)."""
+    eps = finfo_eps(xp, p.dtype)
+    clipped = xp.clip(p, eps, 1 - eps)
+    if array_api_compat.is_torch_array(p) and p.requires_grad:
+        return p + (clipped - p).detach()  # the clipped value, the derivative of p
+    return clipped
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """A NumPy copy or view of any array (for the validation of small side arrays)."""
     if isinstance(x, np.ndarray):

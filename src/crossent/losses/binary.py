@@ -147,8 +147,7 @@ def _term(
     if from_logits:
         log_p, log_q, p, q = sigmoid_parts(z)
     else:
-        eps = _array.finfo_eps(xp, z.dtype)
-        p = xp.clip(z, eps, 1 - eps)
+        p = _array.clip_probabilities(z, xp)
         q = 1 - p
         log_p, log_q = xp.log(p), xp.log1p(-p)
 

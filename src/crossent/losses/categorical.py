@@ -59,8 +59,7 @@ class _LogProbs:
         if from_logits:
             z = pred
         else:  # eps of the dtype computed in: float16's (1e-3) would clip valid probabilities
-            eps = _array.finfo_eps(xp, pred.dtype)
-            self.clipped = xp.clip(pred, eps, 1 - eps)
+            self.clipped = _array.clip_probabilities(pred, xp)
             z = xp.log(self.clipped)
         if not self.rescaled:
             self.log_p = z
