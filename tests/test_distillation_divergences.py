@@ -201,3 +201,30 @@ def test_bad_input(kwargs, match):
         crossent.distillation_loss(
             args.pop("y_true"), args.pop("student_logits"), args.pop("teacher_logits"), **args
         )
+
+
+@pytest.mark.parametrize("divergence", ["forward_kl", "reverse_kl"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("temperature", [0.01, 1.0, 20.0, 1e3, 1e8, 1e15])
+def test_kl_distillation_keeps_full_precision_at_any_temperature(divergence, dtype, temperature):
+    # The value had been a difference of two terms of size log C times T^2: 11.9 instead of
+    # 3.02 (float32, T = 1e4), -4.4e14 (float64, T = 1e15). Reference: mpmath, 60 digits.
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 60
+    rng = np.random.default_rng(0)
+    s, t = (rng.normal(size=(1, 5)) * 3).astype(dtype), (rng.normal(size=(1, 5)) * 3).astype(dtype)
+
+    def probs(z):
+        z = [mp.mpf(float(v)) / temperature for v in z[0]]
+        lse = mp.log(mp.fsum(mp.exp(v) for v in z))
+        return [mp.exp(v - lse) for v in z]
+
+    p, q = probs(t), probs(s)
+    if divergence == "reverse_kl":
+        p, q = q, p
+    expected = float(temperature**2 * mp.fsum(a * mp.log(a / b) for a, b in zip(p, q, strict=True)))
+    got = crossent.distillation_loss(
+        None, s, t, temperature=temperature, alpha=1.0, divergence=divergence
+    )
+    assert got.dtype == dtype
+    np.testing.assert_allclose(float(got), expected, rtol=5 * np.finfo(dtype).eps)
