@@ -352,3 +352,33 @@ def test_testing_helpers_report_the_failing_elements_and_refuse_bad_directions()
         testing.assert_allclose([np.nan, 1.0], [np.nan, 1.1], rtol=1e-5, name="grad")
     with pytest.raises(ValueError, match="direction contains NaN"):
         testing.finite_difference_directional(np.sum, np.zeros(2), np.array([np.nan, 1.0]))
+
+
+@pytest.mark.parametrize("backend", ["portable", "fused"])
+def test_uint64_labels_beyond_int64_are_out_of_range_not_wrapped(backend):
+    # 2**64 - 100 had wrapped to -100 in int64 and been ignored as ignore_index
+    z = np.array([[1.0, 2.0, 3.0], [0.5, 0.1, 0.2]])
+    for big in (2**64 - 100, 2**63 + 1):
+        y = np.array([big, 1], dtype=np.uint64)
+        with pytest.raises(ValueError, match=f"y_true holds class index {big}, outside"):
+            ce.categorical_cross_entropy(y, z, from_logits=True, backend=backend)
+    y = np.array([2, 1], dtype=np.uint64)
+    expected = ce.categorical_cross_entropy(y.astype(np.int64), z, from_logits=True)
+    assert ce.categorical_cross_entropy(y, z, from_logits=True, backend=backend) == expected
+
+
+def test_numpy_integer_axes_and_scalar_weights_of_a_single_example():
+    # np.int64 axes had been refused as "not an integer"; a 0-d weight of a single example
+    # (1-D y_pred, loss shape ()) as not matching the shape () it has
+    z = np.array([[1.0, 2.0, 0.5], [0.1, -1.0, 0.3], [0.0, 0.2, 0.1]])
+    y = np.array([0, 2, 1])
+    assert ce.categorical_cross_entropy(
+        y, z, from_logits=True, axis=np.int64(0)
+    ) == ce.categorical_cross_entropy(y, z.T, from_logits=True)
+    np.testing.assert_array_equal(ce.logsumexp(z, axis=np.int32(1)), ce.logsumexp(z, axis=1))
+    single = ce.categorical_cross_entropy(
+        np.array(1), z[0], from_logits=True, sample_weight=np.array(2.0), reduction="sum"
+    )
+    assert single == 2 * ce.categorical_cross_entropy(np.array(1), z[0], from_logits=True)
+    with pytest.raises(ValueError, match="not a scalar, which would weigh every example alike"):
+        ce.categorical_cross_entropy(y, z, from_logits=True, sample_weight=np.array(2.0))

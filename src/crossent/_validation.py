@@ -83,8 +83,8 @@ def no_overflow(value: Any, xp: Any, dtype: Any, name: str = "y_pred") -> None:
     except ValueError:
         raise ValueError(
             f"the loss overflows {dtype}: {name} / temperature holds values too large or too "
-            f"far apart for {dtype}; pass float64 logits, scale them down, or raise the "
-            f"temperature"
+            f"far apart for {dtype} (or the weights scale the loss past its range); pass "
+            f"float64 logits, scale them down, or raise the temperature"
         ) from None
 
 
@@ -96,10 +96,12 @@ def _size(x: Any) -> int:
 
 
 def axis(value: int, ndim: int) -> int:
-    """Raise unless ``value`` is an integer axis of an array with ``ndim`` dimensions."""
-    if isinstance(value, bool) or not isinstance(value, int) or not -ndim <= value < ndim:
+    """``value`` as an int, raising unless it is an integer (Python's or NumPy's, not a bool)
+    axis of an array with ``ndim`` dimensions."""
+    integer = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not integer or not -ndim <= value < ndim:
         raise ValueError(f"axis must be an integer in [-{ndim}, {ndim}), got {value!r}")
-    return value
+    return int(value)
 
 
 def reduction(value: str) -> str:
@@ -167,6 +169,9 @@ def class_indices(
             f"{name} holds class indices (its shape is {shape_of}) and must be an integer "
             f"array, got dtype {y.dtype}"
         )
+    if y.dtype == getattr(xp, "uint64", None) and _size(y) and int(xp.max(y)) >= n_classes:
+        # before int64, which would wrap the largest values to negative ones (ignore_index)
+        raise ValueError(f"{name} holds class index {int(xp.max(y))}, outside [0, {n_classes})")
     y = xp.astype(y, xp.int64, copy=False)
     if not check_range:
         return y
@@ -218,10 +223,10 @@ def example_weights(w: Any, xp: Any, loss_shape: tuple, name: str, like: Any) ->
     if kind == "other":
         raise TypeError(f"{name} must be a numeric or boolean array, got dtype {w.dtype}")
     shape = tuple(w.shape)
-    if shape != loss_shape[: len(shape)] or len(shape) == 0:
+    if shape != loss_shape[: len(shape)] or (len(shape) == 0 and loss_shape):
         raise ValueError(
             f"{name} has shape {shape}; expected the per-example loss shape {loss_shape} "
-            f"or a leading part of it"
+            f"or a leading part of it (not a scalar, which would weigh every example alike)"
         )
     w = xp.astype(w, like.dtype)
     finite(w, xp, name)

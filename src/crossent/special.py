@@ -53,7 +53,7 @@ def _real(x: Any) -> tuple[Any, Any]:
 def _along(x: Any, axis: Any) -> tuple[Any, Any]:
     """:func:`_real`, and ``axis`` an integer axis of ``x`` along which it has values."""
     xp, x = _real(x)
-    _validation.axis(axis, x.ndim)
+    axis = _validation.axis(axis, x.ndim)
     if x.shape[axis] == 0:
         raise ValueError(f"x has no values along axis {axis} (shape {tuple(x.shape)})")
     return xp, x

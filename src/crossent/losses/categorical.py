@@ -297,7 +297,7 @@ def _categorical(
     # Logits are checked for NaN/inf, and labels for their range, after every other check, by
     # the fused kernel as it reads them or below: the first error is the same on both paths.
     pred = _validation.predictions(y_pred, xp, check_finite=not from_logits)
-    _validation.axis(axis, pred.ndim)
+    axis = _validation.axis(axis, pred.ndim)
     out = kernels.gradient_buffer(out, pred, out_dtype)
     pred = _array.moveaxis(xp, pred, axis, -1)
     _validation.reduction(reduction)

@@ -78,7 +78,7 @@ def kl_divergence(
     xp = _array.namespace(q_pred, p_true)
     out_dtype = _validation.result_dtype(q_pred, xp)
     q = _validation.predictions(q_pred, xp, "q_pred")
-    _validation.axis(axis, q.ndim)
+    axis = _validation.axis(axis, q.ndim)
     _validation.reduction(reduction)
     p = _array.asarray(p_true, xp, q, "p_true")
     coarser = _validation.coarser(_validation.result_dtype(p, xp), q.dtype, xp)
@@ -283,7 +283,7 @@ def distillation_loss(
         _array.asarray(teacher_logits, xp, s, "teacher_logits"), xp, "teacher_logits"
     )
     _validation.same_shape(t, s, "teacher_logits", "student_logits")
-    _validation.axis(axis, s.ndim)
+    axis = _validation.axis(axis, s.ndim)
     _validation.reduction(reduction)
     temperature = _validation.temperature(temperature)
     alpha = _validation.in_range(alpha, "alpha", 0.0, 1.0)
