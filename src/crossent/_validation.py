@@ -7,6 +7,7 @@ modifies its input: conversions return new arrays.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -67,25 +68,32 @@ def finite(x: Any, xp: Any, name: str) -> None:
     to propagate NaN: two reading passes and no temporary of ``x``'s size (``isfinite`` writes
     a boolean array, and PyTorch's also takes ``abs(x)``, 5 bytes per float32 element).
     """
-    if _size(x) == 0:  # nothing to check (the shape checks speak of empty input)
-        return
-    extremes = xp.stack([xp.max(x), xp.min(x)])
-    if not bool(xp.all(xp.isfinite(extremes))):
+    if not _all_finite(x, xp):
         raise ValueError(f"{name} contains NaN or infinity; all values must be finite")
+
+
+def _all_finite(x: Any, xp: Any) -> bool:
+    """Whether ``x`` holds no NaN or infinity (see :func:`finite`); true when empty (the shape
+    checks speak of empty input)."""
+    if _size(x) == 0:
+        return True
+    return bool(xp.all(xp.isfinite(xp.stack([xp.max(x), xp.min(x)]))))
 
 
 def no_overflow(value: Any, xp: Any, dtype: Any, name: str = "y_pred") -> None:
     """Raise if a loss computed from finite logits is NaN or infinite: ``name / temperature``
     holds values too large, or too far apart, for ``dtype`` (float32 logits of 1e25 at a
     temperature of 1e-15, or of +-3e38 at any), where NaN would otherwise come out."""
-    try:
-        finite(value, xp, "loss")
-    except ValueError:
+    if value.ndim == 0 and _array.is_numpy(xp):  # the usual reduced loss: no array calls
+        ok = math.isfinite(float(value))
+    else:
+        ok = _all_finite(value, xp)
+    if not ok:
         raise ValueError(
             f"the loss overflows {dtype}: {name} / temperature holds values too large or too "
             f"far apart for {dtype} (or the weights scale the loss past its range); pass "
             f"float64 logits, scale them down, or raise the temperature"
-        ) from None
+        )
 
 
 def _size(x: Any) -> int:
