@@ -384,6 +384,8 @@ def test_link():
         ({"loss_params": {"out": np.zeros(4)}}, "loss_params cannot set 'out'"),
         ({"loss_params": {"reduction": "sum"}}, "loss_params cannot set 'reduction'"),
         ({"loss_params": {"bogus": 1}}, "binary_cross_entropy has no option 'bogus'"),
+        # the metric had counted the ignored rows in its mean (0.77 against the loss's 1.14)
+        ({"loss_params": {"ignore_index": 1}, "n_classes": 3}, "cannot set 'ignore_index'"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -391,6 +393,13 @@ def test_bad_arguments(kwargs, match):
         objectives.xgboost(**kwargs)
     with pytest.raises(ValueError, match=match):  # had been a ZeroDivisionError for n_classes=1
         objectives.lightgbm(**kwargs)
+
+
+def test_options_that_are_not_numbers_get_a_clear_type_error():
+    # a string floor had met NumPy's "ufunc 'isfinite' not supported"
+    for kwargs in ({"hessian_floor": "1e-3"}, {"multiclass_scale": "2", "n_classes": 3}):
+        with pytest.raises(TypeError, match="must be a real number, got str"):
+            objectives.xgboost(**kwargs)
 
 
 def test_bad_labels_and_margins():

@@ -140,6 +140,11 @@ class Derivatives:
         self.binary = self.fn in BINARY
         self.n_classes = n_classes
         self.params = check_loss_params(self.fn, loss_params)
+        if "ignore_index" in self.params:  # its rows would count in the metric's mean
+            raise ValueError(
+                "loss_params cannot set 'ignore_index' in a boosting objective: every row's "
+                "label is a class; leave rows out with a sample weight of 0"
+            )
         # softmax losses' temperature, which link() applies itself: checked here, not only
         # when the loss first runs in training
         self.temperature = _validation.temperature(self.params.get("temperature", 1.0))
@@ -150,14 +155,11 @@ class Derivatives:
         if hessian == "auto":
             hessian = "exact" if self.fn in CROSS_ENTROPIES else "clip"
         self.hessian = hessian
-        if not np.isfinite(hessian_floor) or hessian_floor <= 0:
-            raise ValueError(f"hessian_floor must be a positive number, got {hessian_floor!r}")
-        if not np.isfinite(multiclass_scale) or multiclass_scale <= 0:
-            raise ValueError(
-                f"multiclass_scale must be a positive number, got {multiclass_scale!r}"
-            )
-        self.floor = float(hessian_floor)
-        self.scale = 1.0 if self.binary else float(multiclass_scale)
+        self.floor = _validation.in_range(hessian_floor, "hessian_floor", 0.0, low_open=True)
+        multiclass_scale = _validation.in_range(
+            multiclass_scale, "multiclass_scale", 0.0, low_open=True
+        )
+        self.scale = 1.0 if self.binary else multiclass_scale
 
     def margins(self, raw: Any, n_rows: int) -> np.ndarray:
         """Raw margins as float64 of shape (n,) or (n, C), whatever layout the library used."""
