@@ -36,6 +36,37 @@ def _start(obj, y):
 # -- reproduction of the built-in objectives ------------------------------------------------
 
 
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_sklearn_estimators_take_the_sklearn_objective(data, library, n_classes):
+    # The native objective(preds, dataset) had met "'numpy.ndarray' object has no attribute
+    # 'get_label'" in XGBClassifier / LGBMClassifier, which call f(y_true, y_pred, weight).
+    lib = pytest.importorskip(library)
+    X, y3, y2 = data
+    y = y2 if n_classes == 2 else y3
+    w = np.random.default_rng(5).uniform(0.5, 2.0, size=len(y))
+    obj = getattr(objectives, library)(n_classes=n_classes)
+    start = _start(obj, y)
+    builtin = {
+        ("xgboost", 2): "binary:logistic",
+        ("xgboost", 3): "multi:softprob",
+        ("lightgbm", 2): "binary",
+        ("lightgbm", 3): "multiclass",
+    }[library, n_classes]
+    models = []
+    for objective in (obj.sklearn_objective, builtin):
+        if library == "xgboost":
+            model = lib.XGBClassifier(objective=objective, n_estimators=10, n_jobs=1)
+            model.fit(X, y, sample_weight=w, base_margin=start)
+            raw = model.predict(X, output_margin=True, base_margin=start)
+        else:
+            model = lib.LGBMClassifier(objective=objective, n_estimators=10, verbose=-1, n_jobs=1)
+            model.fit(X, y, sample_weight=w, init_score=start)
+            raw = model.predict(X, raw_score=True) + start
+        models.append(obj.link(raw))
+    np.testing.assert_allclose(models[0], models[1], atol=1e-6)
+
+
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_xgboost_cross_entropy_reproduces_builtin(data, n_classes):
     xgb = pytest.importorskip("xgboost")

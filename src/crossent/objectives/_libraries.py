@@ -28,7 +28,12 @@ class BoostingObjective:
     """A crossent loss packaged for one gradient-boosting library.
 
     Attributes:
-        objective: the library's custom objective (function or CatBoost object).
+        objective: the library's custom objective for its native API (function or CatBoost
+            object).
+        sklearn_objective: the same for the library's scikit-learn estimators
+            (``XGBClassifier(objective=...)``, ``LGBMClassifier(objective=...)``, which call
+            ``f(y_true, y_pred, sample_weight)``; CatBoost's object serves both). ``metric``
+            stays with the native APIs, whose metrics receive raw margins.
         metric: the matching evaluation metric: the loss's weighted mean (its own ``"mean"``,
             class weights in the normaliser), lower is better.
         init_score: ``init_score(y, sample_weight=None)``: the best constant raw margin for
@@ -45,6 +50,7 @@ class BoostingObjective:
     objective: Any
     metric: Any
     derivatives: Derivatives
+    sklearn_objective: Any
 
     @property
     def init_score(self) -> Callable[..., float | np.ndarray]:
@@ -71,28 +77,38 @@ def _mean(total: float, weight: float) -> float:
 
 
 def for_xgboost(d: Derivatives) -> BoostingObjective:
+    def sklearn_objective(
+        y_true: Any, y_pred: np.ndarray, sample_weight: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return d.grad_hess(y_true, y_pred, sample_weight)
+
     def objective(predt: np.ndarray, dtrain: Any) -> tuple[np.ndarray, np.ndarray]:
-        return d.grad_hess(dtrain.get_label(), predt, dtrain.get_weight())
+        return sklearn_objective(dtrain.get_label(), predt, dtrain.get_weight())
 
     def metric(predt: np.ndarray, dtrain: Any) -> tuple[str, float]:
         total, weight = d.loss(dtrain.get_label(), predt, dtrain.get_weight())
         return _name(d), _mean(total, weight)
 
-    return BoostingObjective(objective, metric, d)
+    return BoostingObjective(objective, metric, d, sklearn_objective)
 
 
 def for_lightgbm(d: Derivatives) -> BoostingObjective:
-    def objective(preds: np.ndarray, train_data: Any) -> tuple[np.ndarray, np.ndarray]:
-        grad, hess = d.grad_hess(train_data.get_label(), preds, train_data.get_weight())
-        if np.ndim(preds) == 1 and grad.ndim == 2:  # keep the layout LightGBM handed over
+    def sklearn_objective(
+        y_true: Any, y_pred: np.ndarray, sample_weight: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        grad, hess = d.grad_hess(y_true, y_pred, sample_weight)
+        if np.ndim(y_pred) == 1 and grad.ndim == 2:  # keep the layout LightGBM handed over
             grad, hess = grad.T.ravel(), hess.T.ravel()
         return grad, hess
+
+    def objective(preds: np.ndarray, train_data: Any) -> tuple[np.ndarray, np.ndarray]:
+        return sklearn_objective(train_data.get_label(), preds, train_data.get_weight())
 
     def metric(preds: np.ndarray, eval_data: Any) -> tuple[str, float, bool]:
         total, weight = d.loss(eval_data.get_label(), preds, eval_data.get_weight())
         return _name(d), _mean(total, weight), False
 
-    return BoostingObjective(objective, metric, d)
+    return BoostingObjective(objective, metric, d, sklearn_objective)
 
 
 class _CatBoostObjective:
@@ -129,4 +145,5 @@ class _CatBoostMetric:
 
 
 def for_catboost(d: Derivatives) -> BoostingObjective:
-    return BoostingObjective(_CatBoostObjective(d), _CatBoostMetric(d), d)
+    objective = _CatBoostObjective(d)
+    return BoostingObjective(objective, _CatBoostMetric(d), d, objective)
