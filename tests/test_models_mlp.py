@@ -244,3 +244,43 @@ def test_predict_proba_uses_the_temperature_trained_with(iris):
     expected = crossent.softmax(model.decision_function(X[:5]) / 2.0, axis=1)
     model.set_params(loss_params=None)  # not refitted: the model is the one trained at T = 2
     np.testing.assert_allclose(model.predict_proba(X[:5]), expected, rtol=1e-12)
+
+
+def test_a_refused_fit_leaves_the_fitted_model_as_it_was(iris):
+    # After set_params(hidden_layer_sizes=...) a fit refused for NaN in X had cut the old
+    # parameters into the new layout: accuracy 0.99 -> 0.33.
+    X, y = iris
+    model = MLPClassifier((5,), solver="lbfgs", random_state=0, max_iter=500).fit(X, y)
+    before = model.predict_proba(X)
+    model.set_params(hidden_layer_sizes=(3,))
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(bad, y)
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+
+
+@pytest.mark.parametrize("model", [LogisticRegression, lambda **kw: MLPClassifier((3,), **kw)])
+def test_early_stopping_refuses_a_split_without_weight(model):
+    # Validation rows of weight 0 had given a validation loss of 0 / 0 and returned the
+    # initial parameters (all-zero coefficients) without a warning; training rows of weight 0
+    # had raised "y_pred contains NaN or infinity".
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = (X[:, 0] > 0).astype(int)
+    for n_weighted, fraction in ((2, 0.1), (1, 0.5)):
+        w = np.zeros(40)
+        w[np.flatnonzero(y == 0)[:n_weighted]] = 1
+        w[np.flatnonzero(y == 1)[:n_weighted]] = 1
+        estimator = model(solver="adam", early_stopping=True, validation_fraction=fraction,
+                          random_state=0)  # fmt: skip
+        with pytest.raises(ValueError, match=r"rows whose weights .* are all 0"):
+            estimator.fit(X, y, sample_weight=w)
+
+
+def test_ignore_index_is_refused_in_loss_params():
+    # Models encode labels as 0..K-1: ignore_index=1 had dropped the second class (label 2),
+    # and -1 had matched nothing (its rows became a class of their own).
+    X, y = np.eye(3), np.array([1, 2, 3])
+    with pytest.raises(ValueError, match="cannot set 'ignore_index'"):
+        LogisticRegression(loss_params={"ignore_index": 1}).fit(X, y)

@@ -281,7 +281,22 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         return DataTerm(fn, params, y_enc, weights, binary, teacher, distill)
 
     # -- fitting ---------------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight, *, partial: bool, classes=None, teacher=None, distill=None):
+    def _fit(self, X, y, sample_weight, *, partial: bool, **kwargs):
+        """Fit (or one ``partial_fit`` epoch); a call that raises leaves the estimator as it
+        was (its attributes restored), so a model fitted before still predicts as before.
+        Without this a refused fit after ``set_params(hidden_layer_sizes=...)`` had cut the
+        old parameters into the new layout (accuracy 0.99 -> 0.33)."""
+        saved = dict(self.__dict__)
+        try:
+            return self._fit_once(X, y, sample_weight, partial=partial, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit_once(
+        self, X, y, sample_weight, *, partial: bool, classes=None, teacher=None, distill=None
+    ):
         self._check_params()
         first = not (partial and hasattr(self, "_theta"))
         X, y, sample_weight = self._validate(X, y, sample_weight, reset=first)
@@ -329,6 +344,13 @@ class BaseClassifier(ClassifierMixin, BaseEstimator):
         train_rows, val = None, None
         if self.early_stopping and not partial and solver in ("sgd", "adam"):
             train_rows, val_rows = _split(y_enc, self.validation_fraction, rng)
+            for part, rows in (("validation", val_rows), ("training", train_rows)):
+                if not term.weights[rows].sum() > 0:  # its mean loss would be 0 / 0
+                    raise ValueError(
+                        f"early_stopping=True drew {part} rows whose weights (sample_weight, "
+                        f"class_weight) are all 0; give weight to more rows, change "
+                        f"validation_fraction or random_state, or use early_stopping=False"
+                    )
             val = (X[val_rows], _subset(term, val_rows))
         problem = self._problem(X, term, train_rows, val)
         verbose = bool(self.verbose)

@@ -118,6 +118,12 @@ def check_loss_params(fn: Callable, params: Any) -> dict:
     for key in params:
         if key in _SET_BY_CALLER:
             raise ValueError(f"loss_params cannot set {key!r}: it is set for every call")
+        if key == "ignore_index":  # labels are classes here: it would drop one, or nothing
+            raise ValueError(
+                "loss_params cannot set 'ignore_index': every label here is a class (models "
+                "encode them as 0..K-1, so it would drop one); leave rows out with a sample "
+                "weight of 0"
+            )
         if key not in options:
             raise ValueError(f"loss_params: {fn.__name__} has no option {key!r}")
     return dict(params)
@@ -140,11 +146,6 @@ class Derivatives:
         self.binary = self.fn in BINARY
         self.n_classes = n_classes
         self.params = check_loss_params(self.fn, loss_params)
-        if "ignore_index" in self.params:  # its rows would count in the metric's mean
-            raise ValueError(
-                "loss_params cannot set 'ignore_index' in a boosting objective: every row's "
-                "label is a class; leave rows out with a sample weight of 0"
-            )
         # softmax losses' temperature, which link() applies itself: checked here, not only
         # when the loss first runs in training
         self.temperature = _validation.temperature(self.params.get("temperature", 1.0))
