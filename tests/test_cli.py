@@ -160,6 +160,8 @@ def _bad_files(tmp_path) -> dict[str, str]:
     paths["empty.csv"] = str(tmp_path / "empty.csv")
     (tmp_path / "data.txt").write_text("label,p\n1,0.5\n")
     paths["data.txt"] = str(tmp_path / "data.txt")
+    (tmp_path / "semicolons.csv").write_text("label;p\n1;0.5\n")
+    paths["semicolons.csv"] = str(tmp_path / "semicolons.csv")
     return paths
 
 
@@ -180,6 +182,9 @@ ERRORS = [
     (["garbage.parquet"], "cannot be read as parquet"),
     (["empty.csv"], "no rows to evaluate"),
     (["data.txt"], "pass --format"),
+    # checked only after the whole evaluation, and with no word about the separator
+    (["good.csv", "--json", "no/such/folder/r.json"], "--json no/such/folder/r.json: no folder"),
+    (["semicolons.csv"], "the header holds ';': only commas"),
 ]
 
 

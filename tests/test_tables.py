@@ -140,3 +140,26 @@ def test_index_columns_are_not_predictions(tmp_path) -> None:
     assert "ignored: Unnamed: 0" in predictions.describe()
     told = _tables.resolve(_tables.open_table(path), pred="Unnamed: 0,p_a,p_b")
     assert told.pred_columns[0] == "Unnamed: 0" and told.ignored == []
+
+
+def test_boolean_labels_name_false_and_true_columns_and_text_numbers_are_indices() -> None:
+    # predict_proba's columns for boolean classes (p_False, p_True) had refused bool labels,
+    # and text labels "1.0" (a text-typed column of 1.0) had matched no column
+    for names in (["False", "True"], ["True", "False"]):
+        got = _tables.labels_to_indices(np.array([True, False, True]), "y", names, False)
+        yes, no = names.index("True"), names.index("False")
+        np.testing.assert_array_equal(got, [yes, no, yes])
+    values = np.array(["1.0", "0.0", " 2 "], dtype=object)
+    got = _tables.labels_to_indices(values, "y", ["a", "b", "c"], binary=False)
+    np.testing.assert_array_equal(got, [1, 0, 2])
+    got = _tables.labels_to_indices(np.array(["1.0", "0"], dtype=object), "y", ["p"], True)
+    np.testing.assert_array_equal(got, [1, 0])
+    with pytest.raises(_tables.InputError, match="matches no prediction column"):
+        _tables.labels_to_indices(np.array(["1.5"], dtype=object), "y", ["p"], True)
+
+
+def test_compressed_text_files_are_detected_by_their_inner_name() -> None:
+    for name in ("a.tsv.gz", "a.TSV.BZ2", "a.csv.xz", "a.tsv.zst", "a.csv"):
+        assert _tables.detect_format(name) == "csv"
+    with pytest.raises(_tables.InputError, match="cannot tell the format"):
+        _tables.detect_format("a.txt.gz")

@@ -19,6 +19,8 @@ def run(args: argparse.Namespace) -> int:
 
     json_to_stdout = args.json == "-"
     _check_plot_path(args.plot)
+    for option, path in (("--json", None if json_to_stdout else args.json), ("--plot", args.plot)):
+        _check_writable(option, path)
     out = _console(stderr=json_to_stdout, highlight=False)
     err = Console(stderr=True, highlight=False)
     table = _tables.open_table(args.path, args.format)
@@ -87,6 +89,18 @@ def _check_plot_path(path: str | None) -> None:
             f"--plot {path}: the file name must end in one of "
             f"{', '.join('.' + f for f in sorted(formats))}"
         )
+
+
+def _check_writable(option: str, path: str | None) -> None:
+    """An output file's folder must exist and be writable: checked before the evaluation,
+    which on a large file takes minutes, rather than when the file is written."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise _tables.InputError(f"{option} {path}: no folder {folder}")
+    if not os.access(folder, os.W_OK) or (os.path.isdir(path)):
+        raise _tables.InputError(f"{option} {path}: cannot write there")
 
 
 def _console(**kwargs: Any) -> Any:
@@ -194,7 +208,9 @@ class _Progress:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.4f}"
+    """Four decimals, or four significant digits for values beyond a million (a loss of
+    2.5e307 had filled its table cell with digits)."""
+    return f"{x:.4f}" if abs(x) < 1e6 else f"{x:.4g}"
 
 
 def _with_interval(interval: Any) -> str:

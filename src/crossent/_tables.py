@@ -78,12 +78,11 @@ def detect_format(path: str, format: str | None = None) -> str:
             raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
         return format
     name = path.lower()
+    for compression in (".gz", ".bz2", ".zst", ".xz"):  # compressed text: by the inner name
+        if name.endswith(compression) and name[: -len(compression)].endswith((".csv", ".tsv")):
+            return "csv"
     for suffix, fmt in (
         (".csv", "csv"),
-        (".csv.gz", "csv"),
-        (".csv.bz2", "csv"),
-        (".csv.zst", "csv"),
-        (".csv.xz", "csv"),
         (".tsv", "csv"),
         (".parquet", "parquet"),
         (".pq", "parquet"),
@@ -514,6 +513,10 @@ def labels_to_indices(
     """Labels of one chunk as int64 class indices, with a one-line error naming the row."""
     n_classes = 2 if binary else len(class_names)
     kind = values.dtype.kind
+    names = [name.strip().lower() for name in class_names]
+    if kind == "b" and not binary and sorted(names) == ["false", "true"]:
+        # predict_proba's columns for boolean classes (p_False, p_True), in either order
+        return np.where(values, names.index("true"), names.index("false")).astype(np.int64)
     if kind == "b":
         if not binary:
             raise InputError(
@@ -530,7 +533,8 @@ def labels_to_indices(
                 f"{_row(offset, i)}: column {target!r} holds a missing value (NaN); remove or "
                 f"fill incomplete rows first"
             )
-        ints = values.astype(np.int64) if kind == "f" else values
+        with np.errstate(invalid="ignore"):  # labels beyond int64 are refused just below
+            ints = values.astype(np.int64) if kind == "f" else values
         numbered = None if binary else _numbered(class_names)
         if numbered is not None:  # p_1 .. p_5 with labels 1 .. 5: the labels name the classes
             order = np.argsort(numbered)
@@ -579,6 +583,8 @@ def labels_to_indices(
         k = lookup.get(text)
         if k is None and by_index and isinstance(v, (int, np.integer)) and 0 <= v < n_classes:
             k = int(v)
+        if k is None and by_index and _is_number(text) and float(text).is_integer():
+            k = indices.get(str(int(float(text))))  # "1.0", as text-typed columns write 1
         if k is None:
             expected = "0/1 or true/false" if binary else ", ".join(class_names)
             raise InputError(
@@ -681,6 +687,11 @@ def resolve(
             raise InputError(
                 f"{table.path}: no target column (looked for {', '.join(TARGET_NAMES)}); "
                 f"name it with --target COL"
+                + (
+                    "; the header holds ';': only commas (tabs in .tsv files) separate columns"
+                    if table.format == "csv" and any(";" in c for c in table.columns)
+                    else ""
+                )
             )
         target = found[0]
     elif target not in table.columns:

@@ -363,10 +363,13 @@ def _file_parts(
         import dask.dataframe as dd
 
         sep = _tables.csv_separator(table.path)
+        # a compressed file cannot be split: one partition, said so (Dask warns otherwise)
+        whole = {} if table.path.lower().endswith((".csv", ".tsv")) else {"blocksize": None}
         df = dd.read_csv(  # every column, as the local reader: a longer row is refused
             table.path,
             sep=sep,
             assume_missing=True,
+            **whole,
             **_tables.exact_floats(),
         )
         return _frame_parts(df, spec, api=False)

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import _array, _derivatives, _validation, kernels
 from ..special import _logaddexp, sigmoid_parts
 from ._blocks import block_elements, in_blocks
@@ -39,8 +41,13 @@ from ._reduction import Term, example_weights, finish, reduce, reduction_scale
 
 
 def _times(k: float, log_x: Any, xp: Any) -> Any:
-    """``k * log_x`` with ``0 * (-inf) = 0``, so ``exp`` of it is ``x ** k`` with ``0 ** 0 = 1``."""
-    return xp.zeros_like(log_x) if k == 0 else k * log_x
+    """``k * log_x`` with ``0 * (-inf) = 0``, so ``exp`` of it is ``x ** k`` with ``0 ** 0 = 1``;
+    beyond the float range it is ``-inf`` (``x ** k = 0``) without NumPy's overflow warning
+    (logits of -1e308 give ``log_x = -1e308``)."""
+    if k == 0:
+        return xp.zeros_like(log_x)
+    with np.errstate(over="ignore"):
+        return k * log_x
 
 
 def _log_u(y: Any, log_p: Any, log_q: Any, xp: Any) -> Any:
