@@ -493,3 +493,19 @@ def test_a_long_row_anywhere_in_the_csv_is_refused(tmp_path, capsys) -> None:
     path = tmp_path / "late.csv"
     path.write_text("target,prob\n1,0.9\n0,0.2\n1,0.7\n1,0,0.1\n1,0.8\n")
     assert "Expected 2 fields in line 5, saw 3" in _one_line_error([str(path)], capsys)
+
+
+def test_huge_logits_give_no_warning_and_short_table_cells(tmp_path, capsys) -> None:
+    # logits of +-1e308 had printed NumPy's overflow warning, and a loss of 2.3e303 had
+    # filled its table cell with 300 digits
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"label": [0, 1, 1, 0], "logit": [1e308, -1e308, 3.0, -2.0]}).to_csv(
+        path, index=False
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["report", str(path), "--logits", "logit", "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "e+303" in out and "0000000000" not in out

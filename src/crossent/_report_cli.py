@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
 from . import _tables
 from .report import Report, Settings, evaluate_chunks
 
@@ -42,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         enabled = not args.quiet and err.is_terminal
-        with _Progress(err, table.progress_total, table.progress_unit, enabled) as progress:
+        # sums beyond float64 (logits of 1e308) show as inf in the table, without a warning
+        with (
+            _Progress(err, table.progress_total, table.progress_unit, enabled) as progress,
+            np.errstate(over="ignore"),
+        ):
             report = evaluate_chunks(
                 _chunks(predictions, args.chunk_rows, progress),
                 n_classes=predictions.n_classes,
