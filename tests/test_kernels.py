@@ -754,3 +754,29 @@ def test_out_with_tensors_is_refused_by_name():
     z = logits((4, 3), np.float32)
     with pytest.raises(TypeError, match="out takes NumPy arrays"):
         cce(torch.tensor([0, 1, 2, 0]), z, from_logits=True, out=np.empty_like(z))
+
+
+@pytest.mark.parametrize(
+    ("loss", "y", "z", "kwargs", "match"),
+    [
+        (crossent.binary_cross_entropy, [1.0, 1.0, 1.0], [0.5, np.nan, -1.0], {},
+         "y_pred contains NaN"),
+        (crossent.categorical_cross_entropy, [0], [[0.5, 1.0, -np.inf]], {"label_smoothing": 0.1},
+         "y_pred contains NaN"),
+        (crossent.binary_focal_loss, [1.0, np.nan, 0.0], [0.5, 1.0, -1.0], {},
+         "y_true contains NaN"),
+        (crossent.categorical_cross_entropy, [0, 5, 1], [[0.5, 1.0, 2.0]] * 3,
+         {"label_smoothing": 0.1}, "class index 5"),
+        (crossent.categorical_focal_loss, [0, 5], [[np.nan, 1.0], [0.0, 1.0]], {"gamma": 2.0},
+         "y_pred contains NaN"),
+    ],
+)  # fmt: skip
+def test_in_place_calls_raise_the_portable_error(loss, y, z, kwargs, match):
+    # With out=y_pred the kernels had written the gradient over the logits before the
+    # portable checks re-ran on them: "AssertionError: a fused kernel rejected its input but
+    # the portable checks did not", or a NaN target blamed on y_pred.
+    y, z = np.array(y), np.array(z)
+    with pytest.raises(ValueError, match=match):
+        crossent.value_and_grad(loss)(y, z.copy(), from_logits=True, backend="portable", **kwargs)
+    with pytest.raises(ValueError, match=match):
+        crossent.value_and_grad(loss)(y, z, from_logits=True, backend="fused", out=z, **kwargs)

@@ -69,7 +69,12 @@ def finite(x: Any, xp: Any, name: str) -> None:
     a boolean array, and PyTorch's also takes ``abs(x)``, 5 bytes per float32 element).
     """
     if not _all_finite(x, xp):
-        raise ValueError(f"{name} contains NaN or infinity; all values must be finite")
+        raise nonfinite_error(name)
+
+
+def nonfinite_error(name: str) -> ValueError:
+    """The error of :func:`finite`, also raised from a fused kernel's report."""
+    return ValueError(f"{name} contains NaN or infinity; all values must be finite")
 
 
 def _all_finite(x: Any, xp: Any) -> bool:

@@ -275,11 +275,19 @@ def _launch(kernel: Any, size: int, *args: Any) -> None:
         numba.set_num_threads(current)
 
 
-def _check(status: np.ndarray, recheck: Any) -> None:
-    """After a kernel: on a failed block, let the portable checks raise their usual error."""
-    if status.any():
-        recheck()
-        raise AssertionError("a fused kernel rejected its input but the portable checks did not")
+def _check(status: np.ndarray, recheck: Callable[[bool], None], in_place: bool) -> None:
+    """After a kernel: on a failed block, let the portable checks raise their usual error,
+    ``recheck(logits_intact)``. A kernel that wrote the gradient over the logits
+    (``in_place``) leaves nothing to re-check them on: its report of non-finite values, which
+    come first, raises their error here."""
+    if not status.any():
+        return
+    from .. import _validation
+
+    if in_place and (status == kernels().STATUS_NONFINITE).any():
+        raise _validation.nonfinite_error("y_pred")
+    recheck(not in_place)
+    raise AssertionError("a fused kernel rejected its input but the portable checks did not")
 
 
 def fused_categorical(
@@ -342,12 +350,13 @@ def fused_categorical(
             status,
         )  # fmt: skip
 
-    def recheck() -> None:
-        _validation.finite(original, np, "y_pred")
+    def recheck(logits_intact: bool) -> None:
+        if logits_intact:
+            _validation.finite(original, np, "y_pred")
         if labels is not None:
             _validation.class_indices(labels, np, n_classes, options["ignore_index"], "y_true")
 
-    _check(status, recheck)
+    _check(status, recheck, in_place)
     loss = loss.reshape(pred.shape[:-1])
     return loss, (grad.reshape(pred.shape) if want_grad else None)
 
@@ -395,10 +404,11 @@ def fused_binary(
         one(-1.0 if alpha is None else alpha), flat_scale, grad, in_place, loss, sums, status,
     )  # fmt: skip
 
-    def recheck() -> None:
-        _validation.finite(original, np, "y_pred")
+    def recheck(logits_intact: bool) -> None:
+        if logits_intact:
+            _validation.finite(original, np, "y_pred")
         _validation.targets_in_unit_interval(y, np, "y_true")
 
-    _check(status, recheck)
+    _check(status, recheck, in_place)
     value = loss.reshape(z.shape) if per_element else dtype.type(sums.sum())
     return value, (grad.reshape(z.shape) if order >= 1 else None)

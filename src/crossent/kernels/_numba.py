@@ -28,9 +28,12 @@ Speed comes from a few things, and is fragile (check ``python -m benchmarks`` af
 
 Validation is folded in: every row's values are summed as ``x * 0`` (NaN for any infinity or
 NaN), integer labels are range-checked before use, and binary targets are counted outside
-[0, 1]. A failing block writes a status code; the caller then re-runs the portable checks,
-which raise the library's usual error. Binary losses are summed inside the kernel (no
-per-element loss array unless ``reduction="none"`` asks for one).
+[0, 1]. A failing block writes a status code (non-finite values before bad labels or
+targets, the order of the portable checks); the caller then re-runs the portable checks,
+which raise the library's usual error. When the gradient was written over the logits
+(``out=y_pred``), their check cannot be re-run: a non-finite status raises its error
+directly, and the logits hold gradient values by then. Binary losses are summed inside the
+kernel (no per-element loss array unless ``reduction="none"`` asks for one).
 
 Row-level formulas (shared with :mod:`crossent.losses.categorical`; :math:`x = z / T`):
 :math:`\operatorname{lse} = m + \log\sum_j e^{x_j - m}`, :math:`\ell = \sum_c g_c
@@ -407,7 +410,7 @@ def categorical_labels(
             if bad != 0:
                 code = STATUS_NONFINITE
             y, ok, counts = _label(labels[i], ignore_index, has_ignore, n_classes)
-            if not ok:
+            if not ok and code == STATUS_OK:  # non-finite values are reported first
                 code = STATUS_LABEL
             c_ce, c_z = _scale_at(scale_ce, i, counts), _scale_at(scale_z, i, counts)
             shift = m * inv_t
@@ -592,7 +595,7 @@ def categorical_general(
             y, counts = -1, True
             if use_labels:
                 y, ok, counts = _label(labels[i], ignore_index, has_ignore, n_classes)
-                if not ok:
+                if not ok and code == STATUS_OK:  # non-finite values are reported first
                     code = STATUS_LABEL
             c_ce, c_z = _scale_at(scale_ce, i, counts), _scale_at(scale_z, i, counts)
             shift = m * inv_t

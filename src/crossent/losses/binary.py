@@ -231,7 +231,8 @@ def binary_cross_entropy(
         backend: ``"auto"`` (default; also set by ``CROSSENT_BACKEND``), ``"fused"`` or
             ``"portable"``; see :mod:`crossent.kernels`. All give the same values.
         out: a NumPy array of ``y_pred``'s shape and dtype that receives the gradient (with
-            :func:`crossent.value_and_grad`); may be ``y_pred`` itself, but no other array
+            :func:`crossent.value_and_grad`); may be ``y_pred`` itself (a call refused for
+            NaN or bad targets may leave gradient values in it), but no other array
             overlapping it.
 
     Probabilities are clipped to :math:`[\epsilon, 1 - \epsilon]` of the dtype they are

@@ -438,8 +438,9 @@ def categorical_cross_entropy(
             same values.
         out: a NumPy array of ``y_pred``'s shape and dtype that receives the gradient
             (with :func:`crossent.value_and_grad`); may be ``y_pred`` itself, which then holds
-            the gradient afterwards (a training step without an extra (N, C) buffer), but no
-            other array overlapping it.
+            the gradient afterwards (a training step without an extra (N, C) buffer; a call
+            refused for NaN or bad labels may leave gradient values in it), but no other
+            array overlapping it.
 
     A batch whose rows are all ignored or masked gives 0 with zero gradient (PyTorch: NaN).
     Probabilities are clipped to :math:`[\epsilon, 1 - \epsilon]` of the dtype they are
