@@ -68,6 +68,16 @@ def moveaxis(xp: Any, x: Any, source: int, destination: int) -> Any:
     return xp.moveaxis(x, source, destination)
 
 
+def class_axis_last(xp: Any, x: Any, axis: int) -> Any:
+    """``x`` with ``axis`` moved last, C-contiguous for NumPy (a copy when it is not): NumPy
+    adds up a strided axis in sequence instead of pairwise, so float32 soft targets in
+    Fortran order had lost 1.8e-4 over 32000 classes."""
+    x = moveaxis(xp, x, axis, -1)
+    if isinstance(x, np.ndarray) and not x.flags.c_contiguous:
+        return np.ascontiguousarray(x)
+    return x
+
+
 def is_numpy(xp: Any) -> bool:
     """Whether ``xp`` is NumPy's namespace (the one the fused kernels accept)."""
     return array_api_compat.is_numpy_namespace(xp)

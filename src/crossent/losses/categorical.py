@@ -192,7 +192,7 @@ def _target_parts(
     n_classes = pred.shape[-1]
     y = _array.asarray(y_true, xp, pred, "y_true")
     if y.ndim == pred.ndim:
-        y = _array.moveaxis(xp, y, axis, -1)
+        y = _array.class_axis_last(xp, y, axis)
         _validation.same_shape(y, pred, "y_true", pred_name)
         coarser = _validation.coarser(_validation.result_dtype(y, xp), pred.dtype, xp)
         soft = xp.astype(_validation.targets_in_unit_interval(y, xp, "y_true"), pred.dtype)
@@ -299,7 +299,7 @@ def _categorical(
     pred = _validation.predictions(y_pred, xp, check_finite=not from_logits)
     axis = _validation.axis(axis, pred.ndim)
     out = kernels.gradient_buffer(out, pred, out_dtype)
-    pred = _array.moveaxis(xp, pred, axis, -1)
+    pred = _array.class_axis_last(xp, pred, axis)
     _validation.reduction(reduction)
     label_smoothing = _validation.in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
     temperature = _validation.temperature(temperature)

@@ -84,8 +84,8 @@ def kl_divergence(
     coarser = _validation.coarser(_validation.result_dtype(p, xp), q.dtype, xp)
     p = xp.astype(_validation.targets_in_unit_interval(p, xp, "p_true"), q.dtype)
     _validation.same_shape(p, q, "p_true", "q_pred")
-    q = _array.moveaxis(xp, q, axis, -1)
-    p = _array.moveaxis(xp, p, axis, -1)
+    q = _array.class_axis_last(xp, q, axis)
+    p = _array.class_axis_last(xp, p, axis)
     _validation.sums_to_one(p, xp, "p_true", hint="", dtype=coarser)
     if not from_logits:
         if order == 2:
@@ -290,7 +290,10 @@ def distillation_loss(
     beta = _validation.in_range(beta, "beta", 0.0, 1.0)
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
-    s, t = _array.moveaxis(xp, s, axis, -1), _array.moveaxis(xp, xp.astype(t, s.dtype), axis, -1)
+    s, t = (
+        _array.class_axis_last(xp, s, axis),
+        _array.class_axis_last(xp, xp.astype(t, s.dtype), axis),
+    )
     soft = _soft_term(s, t, temperature, divergence, beta, order, xp)
     terms = [soft.scaled(alpha * (temperature**2 if scale_by_t2 else 1.0))]
     weights = None
