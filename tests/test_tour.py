@@ -31,3 +31,12 @@ def test_tour_prints_correct_values(capsys):
     pt = np.where(yb == 1, pb, 1 - pb)
     focal = np.mean(np.where(yb == 1, 0.25, 0.75) * (1 - pt) ** 2 * -np.log(pt))
     assert values["Slide 10. Binary focal loss (alpha = 0.25, gamma = 2)"] == round(focal, 6)
+
+
+def test_fitted_weights_are_not_called_a_gradient(capsys):
+    # slide 6 had printed the fitted weights under "gradient:"
+    from crossent import tour
+
+    tour.main()
+    slide = capsys.readouterr().out.split("Slide 6.")[1].split("\n\n")[0]
+    assert "fitted weights w:" in slide and "gradient:" not in slide

@@ -11,11 +11,17 @@ import numpy as np
 import crossent as ce
 
 
-def _show(title: str, value: float, grad: np.ndarray | None = None, note: str = "") -> None:
+def _show(
+    title: str,
+    value: float,
+    grad: np.ndarray | None = None,
+    note: str = "",
+    label: str = "gradient",
+) -> None:
     print(f"\n{title}\n  value: {float(value):.6f}")
     if grad is not None:
         rows = np.array2string(np.asarray(grad) + 0.0, precision=4, suppress_small=True)
-        print("  gradient:\n    " + rows.replace("\n", "\n    "))
+        print(f"  {label}:\n    " + rows.replace("\n", "\n    "))
     if note:
         print(f"  note: {note}")
 
@@ -52,6 +58,7 @@ def main() -> None:
         w_fit,
         "the original fed the linear outputs X @ w to a log as if they were probabilities, "
         "and indexed axis=1 of 1-D arrays; the logits go through the sigmoid inside the loss",
+        label="fitted weights w",
     )
 
     yr, pr = np.array([0, 1, 0]), np.array([0.1, 0.8, 0.2])

@@ -16,11 +16,11 @@ class LogisticRegression(BaseClassifier):
     Minimises the sample-weighted mean loss plus
     :math:`\alpha(\rho\lVert W\rVert_1 + \frac{1-\rho}{2}\lVert W\rVert_2^2)` (intercept not
     penalised; see :mod:`crossent.models._base`). With ``loss="cross_entropy"``,
-    ``penalty="l2"`` and ``alpha = 1 / (C * n_samples)`` the coefficients are those of
-    ``sklearn.linear_model.LogisticRegression(C=C)`` (with sample weights, ``1 / (C * sum_i
-    s_i)``, :math:`s_i` the sample weight times the class weight). Two classes and a binary
-    loss give one sigmoid output (``coef_`` of shape (1, n_features)); otherwise a softmax over
-    the classes.
+    ``penalty="l2"`` and ``alpha = 1 / (C * sum_i s_i)``, :math:`s_i` the sample weight (1
+    without) times the class weight of :math:`y_i` (so ``1 / (C * n_samples)`` without either),
+    the coefficients are those of ``sklearn.linear_model.LogisticRegression(C=C)``. Two
+    classes and a binary loss give one sigmoid output (``coef_`` of shape (1, n_features));
+    otherwise a softmax over the classes.
 
     Args:
         loss: ``"cross_entropy"`` (alias ``"log_loss"``), ``"focal"``, or a crossent loss

@@ -54,14 +54,17 @@ class BoostingObjective:
 
     @property
     def init_score(self) -> Callable[..., float | np.ndarray]:
+        """The best constant raw margin for this loss (see Attributes)."""
         return self.derivatives.init_score
 
     @property
     def link(self) -> Callable[[Any], np.ndarray]:
+        """Probabilities from raw margins (see Attributes)."""
         return self.derivatives.link
 
     @property
     def hessian(self) -> str:
+        """The hessian policy in use (see Attributes)."""
         return self.derivatives.hessian
 
 
