@@ -296,3 +296,20 @@ def test_overflowing_logits_are_named():
     w = np.full((5, 8), 1e20, np.float32)
     with pytest.raises(ValueError, match=r"logits hidden @ weight.T .* rows 0 to 3 overflow"):
         crossent.linear_cross_entropy(h, w, np.arange(4))
+
+
+def test_softcap_neither_hides_an_overflow_nor_leaves_the_dtype():
+    # float32 products overflowing to -inf had become -softcap (a loss of 30.0 for 9.4e-14),
+    # and a softcap of 1e39 (inf in float32) had been blamed on hidden and weight
+    import crossent
+
+    hidden = np.array([[2e19, 2e19]], dtype=np.float32)
+    weight = np.array([[-1.95e19, 2e19], [0.0, 0.0]], dtype=np.float32)
+    with pytest.raises(ValueError, match="overflow to infinity in float32"):
+        crossent.linear_cross_entropy(hidden, weight, np.array([0]), softcap=30.0)
+    h = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="softcap must lie within float32's range"):
+        crossent.linear_cross_entropy(h, h, np.array([0, 1]), softcap=1e39)
+    value = crossent.linear_cross_entropy(h.astype(np.float64), h.astype(np.float64),
+                                          np.array([0, 1]), softcap=1e39)  # fmt: skip
+    assert np.isclose(value, np.log(2))

@@ -122,7 +122,10 @@ def linear_cross_entropy(
     each block of ``chunk_size`` rows is multiplied out, reduced to its loss and gradient, and
     folded into the gradients, so the extra memory is one (chunk_size, V) block (two with
     ``softcap``) besides the gradients themselves with the fused kernel, and a few
-    temporaries of a block's size on the portable path.
+    temporaries of a block's size on the portable path. PyTorch tensors that autograd tracks
+    are the exception: autograd keeps every block's intermediates until ``backward`` (several
+    times the (N, V) logits); for a lean step pass untracked tensors (or ``.detach()`` them)
+    to :func:`crossent.value_and_grad` and apply its gradients yourself.
 
     Gradients: through :func:`crossent.value_and_grad`, like every crossent loss;
     the gradient is the tuple ``(d_hidden, d_weight, d_bias)`` in the shapes of ``hidden``,
@@ -207,6 +210,12 @@ def linear_cross_entropy(
             raise ValueError(f"bias must have shape ({n_classes},), got {tuple(bias.shape)}")
     if softcap is not None:
         softcap = _validation.in_range(softcap, "softcap", 0.0, low_open=True)
+        info = np.finfo(_array.to_numpy(xp.zeros((), dtype=dtype)).dtype)
+        if not info.tiny <= softcap <= info.max:  # it would become 0 or inf in the logits' dtype
+            raise ValueError(
+                f"softcap must lie within {info.dtype}'s range [{info.tiny:.3g}, "
+                f"{info.max:.3g}], the logits' dtype, got {softcap!r}"
+            )
     _validation.reduction(reduction)
     targets = _validation.class_indices(
         targets, xp, n_classes, ignore_index, "targets", shape_of="hidden's without its last axis"
@@ -267,6 +276,8 @@ def linear_cross_entropy(
         z_host = None if view is None else view[: stop - start]  # z's memory, as NumPy
         u = None  # the soft-cap's arguments z / c, kept for its derivative
         if softcap is not None and z_host is not None:  # in place; a block more for the derivative
+            if not np.isfinite(z_host).all():  # tanh would turn an overflow into +-softcap
+                _raise_if_overflowed(z_host, start, stop, np, None)
             z_host /= softcap
             u = z_host.copy() if order else None
             np.tanh(z_host, out=z_host)
