@@ -105,7 +105,7 @@ def _check_writable(option: str, path: str | None) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise _tables.InputError(f"{option} {path}: no folder {folder}")
-    if not os.access(folder, os.W_OK) or (os.path.isdir(path)):
+    if not os.access(folder, os.W_OK) or os.path.isdir(path):
         raise _tables.InputError(f"{option} {path}: cannot write there")
 
 

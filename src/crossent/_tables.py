@@ -178,7 +178,7 @@ def _csv(path: str) -> Table:
             f"every row, or row names without a header field, as R's write.table writes); "
             f"name every column in the header"
         ) from None
-    compressed = not path.lower().endswith((".csv", ".tsv"))
+    compressed = is_compressed(path)
 
     def read(cols: list[str], chunk_rows: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
         source: Any = path if compressed else _CountingReader(path)
@@ -200,6 +200,12 @@ def _csv(path: str) -> Table:
     # A compressed CSV's progress counts rows against an unknown total.
     unit = "rows" if compressed else "bytes"
     return Table(path, "csv", columns, None, _read=read, progress_unit=unit)
+
+
+def is_compressed(path: str) -> bool:
+    """Whether a text file is compressed (``.csv.gz`` and the like): read as a whole stream,
+    which can be neither counted by bytes nor split."""
+    return not path.lower().endswith((".csv", ".tsv"))
 
 
 def csv_separator(path: str) -> str:

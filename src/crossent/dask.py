@@ -364,7 +364,7 @@ def _file_parts(
 
         sep = _tables.csv_separator(table.path)
         # a compressed file cannot be split: one partition, said so (Dask warns otherwise)
-        whole = {} if table.path.lower().endswith((".csv", ".tsv")) else {"blocksize": None}
+        whole = {"blocksize": None} if _tables.is_compressed(table.path) else {}
         df = dd.read_csv(  # every column, as the local reader: a longer row is refused
             table.path,
             sep=sep,

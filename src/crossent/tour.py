@@ -14,13 +14,13 @@ import crossent as ce
 def _show(
     title: str,
     value: float,
-    grad: np.ndarray | None = None,
+    array: np.ndarray | None = None,
     note: str = "",
     label: str = "gradient",
 ) -> None:
     print(f"\n{title}\n  value: {float(value):.6f}")
-    if grad is not None:
-        rows = np.array2string(np.asarray(grad) + 0.0, precision=4, suppress_small=True)
+    if array is not None:
+        rows = np.array2string(np.asarray(array) + 0.0, precision=4, suppress_small=True)
         print(f"  {label}:\n    " + rows.replace("\n", "\n    "))
     if note:
         print(f"  note: {note}")

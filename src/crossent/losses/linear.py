@@ -210,10 +210,10 @@ def linear_cross_entropy(
             raise ValueError(f"bias must have shape ({n_classes},), got {tuple(bias.shape)}")
     if softcap is not None:
         softcap = _validation.in_range(softcap, "softcap", 0.0, low_open=True)
-        info = np.finfo(_array.to_numpy(xp.zeros((), dtype=dtype)).dtype)
-        if not info.tiny <= softcap <= info.max:  # it would become 0 or inf in the logits' dtype
+        info = xp.finfo(dtype)
+        if not info.smallest_normal <= softcap <= info.max:  # else 0 or inf in the logits' dtype
             raise ValueError(
-                f"softcap must lie within {info.dtype}'s range [{info.tiny:.3g}, "
+                f"softcap must lie within {dtype}'s range [{info.smallest_normal:.3g}, "
                 f"{info.max:.3g}], the logits' dtype, got {softcap!r}"
             )
     _validation.reduction(reduction)
@@ -276,8 +276,7 @@ def linear_cross_entropy(
         z_host = None if view is None else view[: stop - start]  # z's memory, as NumPy
         u = None  # the soft-cap's arguments z / c, kept for its derivative
         if softcap is not None and z_host is not None:  # in place; a block more for the derivative
-            if not np.isfinite(z_host).all():  # tanh would turn an overflow into +-softcap
-                _raise_if_overflowed(z_host, start, stop, np, None)
+            _raise_if_overflowed(z_host, start, stop, np, None)  # tanh would hide one: +-softcap
             z_host /= softcap
             u = z_host.copy() if order else None
             np.tanh(z_host, out=z_host)
@@ -322,9 +321,10 @@ def linear_cross_entropy(
     return _derivatives.output(_derivatives.Derivatives(cast(result), grad))
 
 
-def _raise_if_overflowed(z: Any, start: int, stop: int, xp: Any, error: Exception) -> None:
-    """After a block's cross-entropy raised: when its logits are not finite (finite ``hidden``
-    and ``weight`` whose product overflowed), say so instead of the loss's "y_pred" error."""
+def _raise_if_overflowed(z: Any, start: int, stop: int, xp: Any, error: Exception | None) -> None:
+    """Raise when a block's logits are not finite (finite ``hidden`` and ``weight`` whose
+    product overflowed): before a soft-cap, which would turn them into +-softcap, and after
+    the block's cross-entropy raised ``error``, instead of its "y_pred" message."""
     try:
         _validation.finite(z, xp, "logits")
     except ValueError:
