@@ -211,10 +211,11 @@ def linear_cross_entropy(
     if softcap is not None:
         softcap = _validation.in_range(softcap, "softcap", 0.0, low_open=True)
         info = xp.finfo(dtype)
-        if not info.smallest_normal <= softcap <= info.max:  # else 0 or inf in the logits' dtype
+        low, high = float(info.smallest_normal), float(info.max)  # compared as Python floats
+        if not low <= softcap <= high:  # else 0 or inf in the logits' dtype
             raise ValueError(
-                f"softcap must lie within {dtype}'s range [{info.smallest_normal:.3g}, "
-                f"{info.max:.3g}], the logits' dtype, got {softcap!r}"
+                f"softcap must lie within {dtype}'s range [{low:.3g}, {high:.3g}], the logits' "
+                f"dtype, got {softcap!r}"
             )
     _validation.reduction(reduction)
     targets = _validation.class_indices(
