@@ -44,6 +44,7 @@ import numpy as np
 BACKENDS = ("auto", "fused", "portable")
 FUSED_MIN_ELEMENTS = 16384
 PARALLEL_MIN_ELEMENTS = 1 << 17
+CHUNKS_PER_THREAD = 4  # blocks are handed out in this many chunks per thread (_launch)
 # Work split of the kernels; each block reports one status code, so the caller sizes the
 # status array from the same numbers.
 ROW_BLOCK_ELEMENTS = 8192  # categorical: rows of about this many logits per block
@@ -257,22 +258,35 @@ def _gradient_target(like: np.ndarray, out: Any, want_grad: bool) -> tuple[np.nd
     return grad, np.may_share_memory(grad, like)
 
 
-def _launch(kernel: Any, size: int, *args: Any) -> None:
-    """Run a kernel on one thread per :data:`PARALLEL_MIN_ELEMENTS` elements (at most Numba's
-    thread count): waking idle threads costs more than a small input's work, and on a busy
-    machine a woken thread may wait a whole scheduler slice (milliseconds) for a core."""
+def _launch(kernel: Any, size: int, n_blocks: int, *args: Any) -> None:
+    """Run a kernel over its ``n_blocks`` blocks on one thread per
+    :data:`PARALLEL_MIN_ELEMENTS` elements (at most Numba's thread count): waking idle
+    threads costs more than a small input's work, and on a busy machine a woken thread may
+    wait a whole scheduler slice (milliseconds) for a core.
+
+    The blocks go out in :data:`CHUNKS_PER_THREAD` chunks per thread, taken by whichever
+    thread is free (Numba's ``set_parallel_chunksize``) rather than split in equal halves
+    up front, so that a thread that wakes late leaves its share to the others. Measured at
+    65536 x 10 between calls of naive NumPy (the benchmark's order), kernel alone, 2
+    threads: median 0.72 -> 0.55 ms; no change when called back to back.
+    """
     import numba
 
     current = numba.get_num_threads()
     wanted = max(1, min(current, size // PARALLEL_MIN_ELEMENTS))
-    if wanted == current:
-        kernel(*args)
-        return
-    numba.set_num_threads(wanted)
+    chunk = -(-n_blocks // (CHUNKS_PER_THREAD * wanted))
+    previous = numba.set_parallel_chunksize(chunk)
     try:
-        kernel(*args)
+        if wanted == current:
+            kernel(*args)
+            return
+        numba.set_num_threads(wanted)
+        try:
+            kernel(*args)
+        finally:
+            numba.set_num_threads(current)
     finally:
-        numba.set_num_threads(current)
+        numba.set_parallel_chunksize(previous)
 
 
 def _check(status: np.ndarray, recheck: Callable[[bool], None], in_place: bool) -> None:
@@ -300,8 +314,10 @@ def fused_categorical(
     options: dict,
     order: int,
     out: Any,
-) -> tuple[np.ndarray, Any]:
-    """Per-example weighted losses and the gradient (class axis last) from the fused kernel.
+    per_row: bool,
+) -> tuple[Any, Any]:
+    """The weighted loss (per example with ``per_row``, else its sum) and the gradient (class
+    axis last) from the fused kernel.
 
     ``pred`` has the class axis last; ``original`` is the caller's array, for error messages.
     ``out`` (class axis last) receives the gradient when given; it may be ``pred`` itself.
@@ -321,9 +337,11 @@ def fused_categorical(
     grad, in_place = _gradient_target(z, out, want_grad)
     scale_ce = _flat_scale(scales[0], pred.shape[:-1], dtype)
     scale_z = _flat_scale(scales[1] if len(scales) > 1 else 0.0, pred.shape[:-1], dtype)
-    loss = np.empty(n_rows, dtype=dtype)
+    loss = np.empty(n_rows if per_row else 0, dtype=dtype)
     block = max(1, ROW_BLOCK_ELEMENTS // n_classes)
-    status = np.zeros((n_rows + block - 1) // block, dtype=np.int64)
+    n_blocks = (n_rows + block - 1) // block
+    sums = np.empty(n_blocks, dtype=np.float64)
+    status = np.zeros(n_blocks, dtype=np.int64)
     has_ignore = options["ignore_index"] is not None
     ignore = np.int64(options["ignore_index"] if has_ignore else 0)
     eps = options["label_smoothing"]
@@ -337,17 +355,17 @@ def fused_categorical(
         y = np.zeros(0, dtype=np.int64)
     if soft is None and options["gamma"] == 0:
         _launch(
-            k.categorical_labels, z.size, z, y, ignore, has_ignore, factor, one(factor.sum()),
-            keep, spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad, want_grad, in_place,
-            loss, status,
+            k.categorical_labels, z.size, n_blocks, z, y, ignore, has_ignore, factor,
+            one(factor.sum()), keep, spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad,
+            want_grad, in_place, loss, sums, status,
         )  # fmt: skip
     else:
         q = np.zeros((0, n_classes), dtype) if soft is None else _plain(soft, dtype)
         q = q.reshape(-1, n_classes)
         _launch(
-            k.categorical_general, z.size, z, y, ignore, has_ignore, q, factor, keep, spread,
-            inv_t, one(2 * z_loss), gamma, scale_ce, scale_z, grad, want_grad, in_place, loss,
-            status,
+            k.categorical_general, z.size, n_blocks, z, y, ignore, has_ignore, q, factor, keep,
+            spread, inv_t, one(2 * z_loss), gamma, scale_ce, scale_z, grad, want_grad, in_place,
+            loss, sums, status,
         )  # fmt: skip
 
     def recheck(logits_intact: bool) -> None:
@@ -357,8 +375,8 @@ def fused_categorical(
             _validation.class_indices(labels, np, n_classes, options["ignore_index"], "y_true")
 
     _check(status, recheck, in_place)
-    loss = loss.reshape(pred.shape[:-1])
-    return loss, (grad.reshape(pred.shape) if want_grad else None)
+    value = loss.reshape(pred.shape[:-1]) if per_row else dtype.type(sums.sum())
+    return value, (grad.reshape(pred.shape) if want_grad else None)
 
 
 def fused_binary(
@@ -399,7 +417,7 @@ def fused_binary(
     status = np.zeros(n_blocks, dtype=np.int64)
     alpha = options["alpha"]
     _launch(
-        k.binary, flat.size, flat, targets, wp, one(1.0 - options["label_smoothing"]),
+        k.binary, flat.size, n_blocks, flat, targets, wp, one(1.0 - options["label_smoothing"]),
         one(options["label_smoothing"] / 2), one(options["gamma"]),
         one(-1.0 if alpha is None else alpha), flat_scale, grad, in_place, loss, sums, status,
     )  # fmt: skip

@@ -359,16 +359,17 @@ def _categorical(
             scales.append(reduction_scale(weights, z_normaliser, reduction, loss_shape, xp, pred))
         grad_out = None if out is None else _array.moveaxis(xp, out, axis, -1)
         if fused:
-            loss, grad = kernels.fused_categorical(
-                pred, y_pred, soft, labels, wa, scales, options, order, grad_out
-            )
+            value, grad = kernels.fused_categorical(
+                pred, y_pred, soft, labels, wa, scales, options, order, grad_out,
+                per_row=reduction == "none",
+            )  # fmt: skip
             hess = None
         else:
             loss, grad, hess = in_blocks(
                 lambda z, q, y: _rows(z, q, y, wa, xp, options, order),
                 pred, [soft, labels], scales, False, order, xp, grad_out, elements,
             )  # fmt: skip
-        value = loss if reduction == "none" else xp.sum(loss)
+            value = loss if reduction == "none" else xp.sum(loss)
         if from_logits:
             _validation.no_overflow(value, xp, pred.dtype)
         return finish(
