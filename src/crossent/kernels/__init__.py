@@ -274,19 +274,17 @@ def _launch(kernel: Any, size: int, n_blocks: int, *args: Any) -> None:
 
     current = numba.get_num_threads()
     wanted = max(1, min(current, size // PARALLEL_MIN_ELEMENTS))
-    chunk = -(-n_blocks // (CHUNKS_PER_THREAD * wanted))
-    previous = numba.set_parallel_chunksize(chunk)
-    try:
-        if wanted == current:
-            kernel(*args)
-            return
+    chunk = -(-n_blocks // (CHUNKS_PER_THREAD * wanted)) if wanted > 1 else 0  # 0: one share
+    previous = numba.set_parallel_chunksize(chunk) if chunk else None
+    if wanted != current:
         numba.set_num_threads(wanted)
-        try:
-            kernel(*args)
-        finally:
-            numba.set_num_threads(current)
+    try:
+        kernel(*args)
     finally:
-        numba.set_parallel_chunksize(previous)
+        if wanted != current:
+            numba.set_num_threads(current)
+        if previous is not None:
+            numba.set_parallel_chunksize(previous)
 
 
 def _check(status: np.ndarray, recheck: Callable[[bool], None], in_place: bool) -> None:
