@@ -81,14 +81,32 @@ def _materialise(options, n_rows, n_classes, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(CATEGORICAL_OPTIONS))
-@pytest.mark.parametrize("n_classes", [37, 130], ids=["narrow", "wide"])
+@pytest.mark.parametrize(
+    "n_classes", [1, 10, 16, 37, 130], ids=["one", "vector", "full-vector", "narrow", "wide"]
+)
 def test_categorical_labels_fused_equals_portable(name, n_classes, dtype):
     # Odd sizes: vector loops with remainders; fewer than 64 classes take the kernel's
-    # across-rows path, more the per-row one.
+    # across-rows path, more the per-row one, and rows of up to 16 classes are summed and
+    # scaled as one masked vector each.
     n_rows = 97
     z = logits((n_rows, n_classes), dtype)
     labels, kwargs = _materialise(CATEGORICAL_OPTIONS[name], n_rows, n_classes, dtype)
     check(cce, dtype, labels, z, from_logits=True, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_classes", [3, 16])
+def test_masked_rows_write_nothing_past_the_gradient(n_classes, dtype):
+    # The last row's masked store covers 16 lanes; those past the row must stay untouched.
+    n_rows = 1001
+    z = logits((n_rows, n_classes), dtype)
+    y = RNG.integers(0, n_classes, n_rows)
+    memory = np.full(n_rows * n_classes + 64, 7.0, dtype=dtype)
+    out = memory[: n_rows * n_classes].reshape(n_rows, n_classes)
+    grad = cce(y, z, from_logits=True, backend="fused", out=out)[1]
+    assert grad is out
+    assert np.all(memory[n_rows * n_classes :] == 7.0)
+    assert_same(grad, cce(y, z, from_logits=True, backend="portable")[1], dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

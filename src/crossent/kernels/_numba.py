@@ -48,8 +48,10 @@ rows' reduction scales (arrays of one value when uniform; 0 for rows whose label
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
@@ -59,6 +61,7 @@ FASTMATH = {"reassoc", "nsz", "arcp", "contract"}
 SMALL_CLASSES = 64  # below this, categorical_labels vectorises across rows
 STATUS_OK, STATUS_NONFINITE, STATUS_LABEL, STATUS_TARGET = 0, 1, 2, 3
 SPAN = 1024  # binary: elements summed in the input dtype before a float64 sum
+ROW_LANES = 16  # rows of up to this many classes are summed and scaled as one masked vector
 
 _LOG2E = 1.4426950408889634
 # ln 2 split so that n * _LN2_HI is exact for |n| < 2**11 (Cody and Waite, 1980).
@@ -91,6 +94,117 @@ def _wide_vectors(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+def _row_arrays(*arrays):
+    """Whether the arrays are 1-D, C-contiguous and of one float dtype: what the masked row
+    intrinsics below accept (checked when a kernel is typed)."""
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in arrays):
+        return False
+    dtype = arrays[0].dtype
+    return dtype in (types.float32, types.float64) and all(a.dtype == dtype for a in arrays)
+
+
+def _llvm_function(builder, name, signature):
+    """The module's declaration of the LLVM function ``name``, added on first use."""
+    module = builder.module
+    return module.globals.get(name) or ir.Function(module, signature, name)
+
+
+def _splat(builder, value, vector_type):
+    """``value`` in every lane of ``vector_type``."""
+    one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.IntType(32)(0))
+    lanes = ir.Constant(ir.VectorType(ir.IntType(32), ROW_LANES), [0] * ROW_LANES)
+    return builder.shuffle_vector(one, one, lanes)
+
+
+class _Row(NamedTuple):
+    """A row of at most ``ROW_LANES`` values for LLVM's masked loads and stores: the vector
+    type of ``ROW_LANES`` values of the array's dtype, the address of the row's first value
+    as a pointer to one, the mask of the row's lanes, an element's alignment, and the name
+    suffix of ``llvm.masked.load`` / ``store`` (mangled for typed or opaque pointers,
+    whichever the installed llvmlite writes)."""
+
+    vector: Any
+    address: Any
+    mask: Any
+    align: Any
+    suffix: str
+
+
+def _masked_row(context, builder, array_type, array, start, count):
+    """``array[start:start + count]`` as a :class:`_Row`."""
+    vector = ir.VectorType(context.get_value_type(array_type.dtype), ROW_LANES)
+    data = context.make_array(array_type)(context, builder, array).data
+    address = builder.bitcast(builder.gep(data, [start]), vector.as_pointer())
+    lane_numbers = ir.VectorType(ir.IntType(64), ROW_LANES)
+    below = _splat(builder, count, lane_numbers)
+    mask = builder.icmp_signed("<", ir.Constant(lane_numbers, list(range(ROW_LANES))), below)
+    align = ir.IntType(32)(array_type.dtype.bitwidth // 8)
+    suffix = f"v{ROW_LANES}f{array_type.dtype.bitwidth}"
+    typed = getattr(ir.types, "ir_layer_typed_pointers_enabled", True)
+    return _Row(vector, address, mask, align, f"{suffix}.p0{suffix if typed else ''}")
+
+
+def _masked_load(builder, row):
+    """The row's values, 0 in the lanes past it (which ``llvm.masked.load`` does not read)."""
+    load = _llvm_function(
+        builder, f"llvm.masked.load.{row.suffix}",
+        ir.FunctionType(row.vector, [row.address.type, row.align.type, row.mask.type, row.vector]),
+    )  # fmt: skip
+    zeros = ir.Constant(row.vector, [0.0] * ROW_LANES)
+    return builder.call(load, [row.address, row.align, row.mask, zeros])
+
+
+@intrinsic
+def row_sum(typingctx, array, start, count):
+    """``sum(array[start:start + count])`` for ``count <= ROW_LANES``: one masked vector load
+    and a vector reduction. LLVM leaves a loop over a few elements of a run-time count
+    scalar; one vector per row summed rows of 10 float32 2.9x faster (1.31 against 3.80 ns
+    per row, in L1)."""
+    if not _row_arrays(array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        values = _masked_load(builder, _masked_row(context, builder, signature.args[0], *args))
+        element = values.type.element
+        reduce = _llvm_function(
+            builder, f"llvm.vector.reduce.fadd.v{ROW_LANES}f{signature.args[0].dtype.bitwidth}",
+            ir.FunctionType(element, [element, values.type]),
+        )  # fmt: skip
+        zero = ir.Constant(element, 0.0)
+        return builder.call(reduce, [zero, values], fastmath=("reassoc", "nsz"))
+
+    return array.dtype(array, types.intp, types.intp), codegen
+
+
+@intrinsic
+def row_scale(typingctx, source, dest, start, count, factor):
+    """``dest[start:start + count] = factor * source[start:start + count]`` for ``count <=
+    ROW_LANES``: one masked load, product and masked store (lanes past ``count`` are neither
+    read nor written); 4x faster than LLVM's loop for rows of 10 float32 (0.89 against 3.66
+    ns per row, in L1)."""
+    if not _row_arrays(source, dest) or factor != source.dtype:
+        return None
+
+    def codegen(context, builder, signature, args):
+        source_array, dest_array, start, count, factor = args
+        source_type, dest_type = signature.args[:2]
+        values = _masked_load(
+            builder, _masked_row(context, builder, source_type, source_array, start, count)
+        )
+        row = _masked_row(context, builder, dest_type, dest_array, start, count)
+        store = _llvm_function(
+            builder, f"llvm.masked.store.{row.suffix}",
+            ir.FunctionType(
+                ir.VoidType(), [row.vector, row.address.type, row.align.type, row.mask.type]
+            ),
+        )  # fmt: skip
+        product = builder.fmul(values, _splat(builder, factor, row.vector))
+        builder.call(store, [product, row.address, row.align, row.mask])
+        return context.get_dummy_value()
+
+    return types.none(source, dest, types.intp, types.intp, factor), codegen
 
 
 def fexp(x):  # pragma: no cover - replaced by the overload inside kernels
@@ -489,11 +603,13 @@ def _labels_narrow_block(
     runs only when the block has such a row); (4) per row, vectorised across rows, the
     cross-entropy :math:`\log(s / e_y) \ge 0` (``e_y`` is a term of ``s``), or :math:`\log s
     + (M - z_y) / T` when :math:`e_y < 2^{-60}`, the loss and the row's :math:`a, b`; then the
-    gradient :math:`a e_j - b [j = y]` (its target entries in a loop of their own). Fewer
-    loops over the rows measured faster: merging the gathers into the sums' loop and the
-    cross-entropy into the losses' took 1.95 -> 1.82 ms on one thread at 65536 x 10 (p20,
-    in one process), the losses within an ulp of before. ``z`` is last read in (3), so
-    ``grad`` may be ``z``.
+    gradient :math:`a e_j - b [j = y]` (its target entries in a loop of their own). Rows of
+    up to ``ROW_LANES`` classes are summed and scaled as one masked vector each
+    (:func:`row_sum`, :func:`row_scale`): kernel 0.53 -> 0.42 ms at 65536 x 10 on 2 threads
+    (p20, float32). Fewer loops over the rows measured faster: merging the gathers into the
+    sums' loop and the cross-entropy into the losses' took 1.95 -> 1.82 ms on one thread at
+    65536 x 10 (p20, in one process), the losses within an ulp of before. ``z`` is last read
+    in (3), so ``grad`` may be ``z``.
 
     The shared shift adds :math:`(M - m) / T` (:math:`m` the row's max) to the arguments of
     ``exp``, below :math:`14 + \log C` for the rows not redone; the losses stay within 1-3
@@ -537,11 +653,15 @@ def _labels_narrow_block(
     for k in range(zb.shape[0]):
         e[k] = fexp((zb[k] - m_block) * inv_t)
     lowest = redo_below
+    one_vector = n_classes <= ROW_LANES
     for r in range(n):  # the rows' sums, and the gathers at their targets
         base = r * n_classes
-        s = zero
-        for j in range(n_classes):
-            s += e[base + j]
+        if one_vector:
+            s = row_sum(e, base, n_classes)
+        else:
+            s = zero
+            for j in range(n_classes):
+                s += e[base + j]
         sums[r] = s
         lowest = min(lowest, s)
         y = targets[r]
@@ -567,14 +687,17 @@ def _labels_narrow_block(
         c1w = c_ce[r] * inv_t * w_y[r]
         coef[r] = (c1w + cz) / sums[r]
         fix[r] = c1w
-    if want_grad:
+    if want_grad and one_vector:
+        for r in range(n):
+            row_scale(e, gb, r * n_classes, n_classes, coef[r])
+    elif want_grad:
         for r in range(n):
             base = r * n_classes
             a = coef[r]
             for j in range(n_classes):
                 gb[base + j] = a * e[base + j]
-        for r in range(n):
-            gb[r * n_classes + targets[r]] -= fix[r]
+    for r in range(n if want_grad else 0):
+        gb[r * n_classes + targets[r]] -= fix[r]
     total = 0.0
     for r in range(n):
         total += block_loss[r]

@@ -300,6 +300,9 @@ def _categorical(
     axis = _validation.axis(axis, pred.ndim)
     out = kernels.gradient_buffer(out, pred, out_dtype)
     pred = _array.class_axis_last(xp, pred, axis)
+    # One class: loss and gradient are exactly 0 on the portable path; the kernels' shared
+    # block shift left one rounding of the gradient's scale (1e-9 in float32).
+    fused = fused and pred.shape[-1] > 1
     _validation.reduction(reduction)
     label_smoothing = _validation.in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
     temperature = _validation.temperature(temperature)
