@@ -23,40 +23,46 @@ CASES = {
     "bias_smoothing_zloss": {"bias": True, "label_smoothing": 0.1, "z_loss": 1e-3},
     "softcap_sum": {"bias": True, "softcap": 2.0, "reduction": "sum"},
     "none_softcap_zloss": {"reduction": "none", "softcap": 3.0, "z_loss": 1e-2},
+    "weights_bias": {"bias": True, "sample_weight": True, "label_smoothing": 0.05},
+    "weights_none": {"sample_weight": True, "reduction": "none", "z_loss": 1e-3},
 }
 
 
-def torch_reference(h, w, b, t, *, label_smoothing=0.0, z_loss=0.0, softcap=None, reduction="mean"):
-    """Loss and gradients of the materialised computation, by autograd."""
+def torch_reference(
+    h, w, b, t, *, sample_weight=None, label_smoothing=0.0, z_loss=0.0, softcap=None,
+    reduction="mean",
+):  # fmt: skip
+    """Loss and gradients of the materialised computation, by autograd: PyTorch's per-row
+    cross-entropy (0 on ignored rows), plus the z-loss, weighted and reduced."""
     th, tw = torch.tensor(h, requires_grad=True), torch.tensor(w, requires_grad=True)
     tb = None if b is None else torch.tensor(b, requires_grad=True)
     z = th @ tw.T + (0 if tb is None else tb)
     if softcap is not None:
         z = softcap * torch.tanh(z / softcap)
     tt = torch.tensor(t)
-    loss = torch.nn.functional.cross_entropy(
-        z, tt, label_smoothing=label_smoothing, reduction=reduction
+    valid = tt != -100
+    per_row = torch.nn.functional.cross_entropy(
+        z, tt, label_smoothing=label_smoothing, reduction="none"
     )
-    if z_loss:
-        valid = tt != -100
-        lse2 = torch.logsumexp(z, dim=-1) ** 2 * valid
-        if reduction == "mean":
-            loss = loss + z_loss * lse2.sum() / valid.sum()
-        elif reduction == "sum":
-            loss = loss + z_loss * lse2.sum()
-        else:
-            loss = loss + z_loss * lse2
+    per_row = per_row + z_loss * torch.logsumexp(z, dim=-1) ** 2 * valid
+    s = torch.ones(len(t), dtype=z.dtype) if sample_weight is None else torch.tensor(sample_weight)
+    loss = {
+        "none": lambda: per_row * s,
+        "sum": lambda: (per_row * s).sum(),
+        "mean": lambda: (per_row * s).sum() / (s * valid).sum(),
+    }[reduction]()
     loss.sum().backward()
     grads = (th.grad.numpy(), tw.grad.numpy(), None if tb is None else tb.grad.numpy())
     return loss.detach().numpy(), grads
 
 
-@pytest.mark.parametrize("lib", ["numpy", "torch"])
+@pytest.mark.parametrize("lib", ["numpy", "torch", "torch autograd"])
 @pytest.mark.parametrize("backend", ["portable", "fused"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_pytorch_autograd(name, dtype, backend, lib, monkeypatch):
-    # PyTorch CPU tensors: products by PyTorch, the cross-entropy on NumPy views of its blocks.
+    # PyTorch CPU tensors: products by PyTorch, the cross-entropy on NumPy views of its blocks;
+    # tensors that autograd tracks: the same blocks, through a torch.autograd.Function.
     if backend == "fused":
         pytest.importorskip("numba")
     monkeypatch.setenv(kernels.ENV_VAR, backend)
@@ -68,14 +74,24 @@ def test_matches_pytorch_autograd(name, dtype, backend, lib, monkeypatch):
     t[::6] = -100
     kwargs = dict(CASES[name])
     b = RNG.normal(size=v).astype(dtype) if kwargs.pop("bias", False) else None
+    if kwargs.get("sample_weight"):
+        kwargs["sample_weight"] = RNG.random(n).astype(dtype)
     want, want_grads = torch_reference(h, w, b, t, **kwargs)
     args = [h, w, t, b]
-    if lib == "torch":
+    if lib != "numpy":
         args = [None if a is None else torch.from_numpy(a) for a in args]
-    # 6 blocks, the last partial
-    value, grads = lce(*args[:3], bias=args[3], chunk_size=8, **kwargs)
+    if lib == "torch autograd":  # 6 blocks, the last partial
+        tracked = [None if a is None or i == 2 else a.clone().requires_grad_()
+                   for i, a in enumerate(args)]  # fmt: skip
+        value = crossent.linear_cross_entropy(*tracked[:2], args[2], bias=tracked[3],
+                                              chunk_size=8, **kwargs)  # fmt: skip
+        value.sum().backward()
+        value = value.detach()
+        grads = [None if a is None else a.grad for a in (tracked[0], tracked[1], tracked[3])]
+    else:
+        value, grads = lce(*args[:3], bias=args[3], chunk_size=8, **kwargs)
     assert bool(calls) == (backend == "fused")
-    if lib == "torch":
+    if lib != "numpy":
         assert all(isinstance(a, torch.Tensor) for a in (value, *grads) if a is not None)
         value, grads = value.numpy(), [None if g is None else g.numpy() for g in grads]
     tol = TOL[dtype]
@@ -89,6 +105,39 @@ def test_matches_pytorch_autograd(name, dtype, backend, lib, monkeypatch):
         np.testing.assert_allclose(got, ref, rtol=0, atol=tol * np.abs(ref).max())
     plain = crossent.linear_cross_entropy(*args[:3], bias=args[3], chunk_size=8, **kwargs)
     np.testing.assert_allclose(np.asarray(plain), value, rtol=tol)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_autograd_holds_no_block_of_logits(reduction):
+    # Autograd had kept every block's intermediates until backward: several times the
+    # (N, V) logits. What it saves now is the size of hidden and weight (the gradients, or
+    # the inputs themselves for "none").
+    n, d, v = 256, 16, 4096
+    h = torch.randn(n, d, requires_grad=True)
+    w = torch.randn(v, d, requires_grad=True)
+    t = torch.randint(0, v, (n,))
+    saved = []
+
+    def pack(x):
+        saved.append(x.numel() * x.element_size())
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        loss = crossent.linear_cross_entropy(h, w, t, chunk_size=64, reduction=reduction)
+    assert sum(saved) <= (n * d + v * d + n) * 4 * 1.5 < n * v * 4 / 2
+    loss.sum().backward()
+    assert h.grad is not None and w.grad is not None
+
+
+def test_autograd_refuses_a_tracked_sample_weight_and_a_second_derivative():
+    h = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 1, 2, 3, 4, 0])
+    with pytest.raises(TypeError, match="sample_weight is a tensor that autograd tracks"):
+        crossent.linear_cross_entropy(h, w, t, sample_weight=torch.ones(6, requires_grad=True))
+    (d_h,) = torch.autograd.grad(crossent.linear_cross_entropy(h, w, t), h, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"does not require grad|twice"):
+        d_h.sum().backward()
 
 
 def test_block_size_does_not_change_the_result():
@@ -201,6 +250,9 @@ def test_memory_stays_at_a_block(backend, chunk, bound, monkeypatch):
         ({"hidden": np.full((8, 3), np.nan)}, ValueError, "hidden contains NaN"),
         ({"reduction": "avg"}, ValueError, "reduction must be one of"),
         ({"backend": "gpu"}, ValueError, "backend must be one of"),
+        ({"sample_weight": np.ones(3)}, ValueError, "sample_weight has shape"),
+        ({"sample_weight": -np.ones(8)}, ValueError, "sample_weight must be non-negative"),
+        ({"sample_weight": np.full(8, np.inf)}, ValueError, "sample_weight contains"),
     ],
 )
 def test_bad_input_is_rejected(kwargs, error, match):
@@ -222,9 +274,10 @@ def test_other_array_libraries_give_numpy_results_in_their_own_arrays(name, lib)
     b = RNG.normal(size=v) if options.pop("bias", False) else None
     t = RNG.integers(0, v, n)
     t[[3, 11]] = -100
-    want = lce(h, w, t, bias=b, chunk_size=4, **options)
+    s = RNG.random(n) if options.pop("sample_weight", False) else None
+    want = lce(h, w, t, bias=b, sample_weight=s, chunk_size=4, **options)
     got = lce(convert(h), convert(w), convert(t), bias=None if b is None else convert(b),
-              chunk_size=4, **options)  # fmt: skip
+              sample_weight=None if s is None else convert(s), chunk_size=4, **options)  # fmt: skip
     flat = lambda r: [r[0], *r[1]]  # noqa: E731
     for g, e in zip(flat(got), flat(want), strict=True):
         if e is None:
