@@ -2,8 +2,9 @@
 
 PyTorch materialised (``cross_entropy(h @ W.T)`` with autograd), PyTorch 2.13's chunked
 ``linear_cross_entropy`` (1024-row chunks), and :func:`crossent.linear_cross_entropy` given
-NumPy arrays and given the same data as PyTorch CPU tensors (its products then through
-PyTorch's BLAS, as PyTorch's own providers); all forward + gradients for hidden and weight.
+NumPy arrays, given the same data as PyTorch CPU tensors (its products then through
+PyTorch's BLAS, as PyTorch's own providers) and called on tensors that autograd tracks, with
+``backward`` (its ``torch.autograd.Function``); all forward + gradients for hidden and weight.
 The step is GEMM-bound, so the bound column is the measured time of the three matrix
 products alone (``h W^T``, ``G W``, ``G^T h``), through the same BLAS calls as
 :func:`crossent.linear_cross_entropy` on NumPy arrays (SciPy's OpenBLAS). Beside them, the
@@ -26,11 +27,14 @@ SHAPE = (4096, 1024, 32768)  # tokens, hidden size, vocabulary
 
 def torch_linear(h, w, t, options=None) -> tuple:
     """PyTorch's loss and gradients for tensors ``h``, ``w``, ``t``: the materialised
-    ``cross_entropy(h @ w.T)`` (``options=None``), else its chunked ``linear_cross_entropy``."""
+    ``cross_entropy(h @ w.T)`` (``options=None``), crossent's ``linear_cross_entropy``
+    (``options="crossent"``), else PyTorch's chunked ``linear_cross_entropy``."""
     import torch
 
     hh, ww = h.detach().requires_grad_(), w.detach().requires_grad_()
-    if options is None:
+    if options == "crossent":
+        loss = crossent.linear_cross_entropy(hh, ww, t)
+    elif options is None:
         loss = torch.nn.functional.cross_entropy(hh @ ww.T, t)
     else:
         loss = torch.nn.functional.linear_cross_entropy(hh, ww, t, options=options)
@@ -67,6 +71,7 @@ def run(rec: Recorder, shape=SHAPE, dtype=np.float32) -> None:
 
         th, tw, tt = torch.from_numpy(h), torch.from_numpy(w), torch.from_numpy(t)
         providers["crossent (torch tensors)"] = lambda: vg(th, tw, tt)
+        providers["crossent (torch autograd)"] = lambda: torch_linear(th, tw, tt, "crossent")
         providers["pytorch materialised"] = lambda: torch_linear(th, tw, tt)
         providers["pytorch chunked (1024)"] = lambda: torch_linear(
             th, tw, tt, LinearCrossEntropyOptions(batch_chunk_size=1024)
