@@ -403,6 +403,7 @@ FUSED = ("crossent fused", "crossent fused (out=)")
 LINEAR = [  # crossent's linear providers: the first sets the shape of the targets' table
     ("crossent linear_cross_entropy", "NumPy arrays"),
     ("crossent (torch tensors)", "PyTorch tensors"),
+    ("crossent (torch autograd)", "PyTorch tensors autograd tracks, with backward"),
 ]
 
 

@@ -389,7 +389,10 @@ def _autograd_function() -> Any:
         @once_differentiable
         def backward(ctx, grad_output):
             if ctx.options["reduction"] != "none":
-                grads = [None if g is None else g * grad_output for g in ctx.saved_tensors]
+                # loss.backward() passes 1: the kept gradients are returned as they are, so
+                # that autograd can take them over as .grad without a copy of their size.
+                unit = bool(grad_output == 1)
+                grads = [g if g is None or unit else g * grad_output for g in ctx.saved_tensors]
             else:
                 hidden, weight, bias = ctx.saved_tensors
                 targets, sample_weight = ctx.rows
