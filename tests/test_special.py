@@ -27,6 +27,25 @@ def test_softplus_and_sigmoid_match_mpmath():
     assert_allclose(ce.sigmoid(X), [float(1 / (1 + mp.exp(-mp.mpf(x)))) for x in X], rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_family_special_values_match_scipy(dtype):
+    # NumPy takes branch-free forms (abs, minimum, a 0/1 mask) instead of where: the same
+    # values at infinities, zeros, NaN and both tails, against SciPy's expit family.
+    x = np.array([-np.inf, -1e4, -90.0, -1e-30, -0.0, 0.0, 1e-30, 90.0, 1e4, np.inf, np.nan])
+    x = x.astype(dtype)
+    wide = x.astype(np.float64)  # references in float64, rounded to the dtype
+    rtol = 4 * np.finfo(dtype).eps
+    checks = [
+        (ce.sigmoid, sp.expit(wide)),
+        (ce.log_sigmoid, sp.log_expit(wide)),
+        (ce.softplus, -sp.log_expit(-wide)),
+    ]
+    for fn, want in checks:
+        got = fn(x)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want.astype(dtype), rtol=rtol, atol=0)
+
+
 def test_binary_cross_entropy_from_logits_matches_mpmath():
     y = np.array([1.0, 0.0, 1.0, 0.0, 0.3, 1.0])
     z = np.array([9.354378866640024, -11.3, -1e4, 1e4, 40.0, 1e4])

@@ -144,24 +144,32 @@ def sigmoid_parts(x: Any) -> tuple[Any, Any, Any, Any]:
     From one ``exp`` and one ``log1p``: with :math:`e = e^{-|x|} \in (0, 1]`,
     :math:`\log\sigma(\pm x) = \min(\pm x, 0) - \log(1 + e)` and the two probabilities are
     :math:`1 / (1 + e)` and :math:`e / (1 + e)`, each to full relative precision in both tails.
-    :math:`|x|` and the minima are selected per element (``where``), so that autograd
-    differentiates one smooth formula on each side, the :math:`x \ge 0` one at 0: through
-    ``abs`` and ``minimum`` (whose derivatives at 0 are 0 and a split tie) PyTorch had given
-    :math:`\sigma'(0) = 0` and second derivatives of 0 for the losses at a logit of 0.
+    :math:`|x|` and the minima are selected per element (``where``) for libraries with
+    autograd, so that it differentiates one smooth formula on each side, the :math:`x \ge 0`
+    one at 0: through ``abs`` and ``minimum`` (whose derivatives at 0 are 0 and a split tie)
+    PyTorch had given :math:`\sigma'(0) = 0` and second derivatives of 0 for the losses at a
+    logit of 0. NumPy takes ``abs`` and ``minimum``, and the probabilities are picked by a
+    0/1 mask: ``np.where`` branches per element, 9x slower on logits of random signs.
     """
     xp, x = _real(x)
     positive = x >= 0
-    zeros = xp.zeros_like(x)
-    e = xp.exp(xp.where(positive, -x, x))
+    if _array.is_numpy(xp):
+        # np.where branches on every element: on logits of random signs it took 1.13 ms
+        # against 0.13 ms for a branch-free form (262144 float32). NumPy has no autograd, for
+        # which the selections below exist, so its forms need none.
+        minus_abs, low_p, low_q = -np.abs(x), np.minimum(x, 0), np.minimum(-x, 0)
+    else:
+        zeros = xp.zeros_like(x)
+        minus_abs = xp.where(positive, -x, x)
+        low_p, low_q = xp.where(positive, zeros, x), xp.where(positive, -x, zeros)
+    e = xp.exp(minus_abs)
     log1pe = xp.log1p(e)
     r = 1 / (1 + e)
     er = e * r
-    return (
-        xp.where(positive, zeros, x) - log1pe,
-        xp.where(positive, -x, zeros) - log1pe,
-        xp.where(positive, r, er),
-        xp.where(positive, er, r),
-    )
+    # r and er are finite: 1 * r + 0 * er is r exactly, a selection without where.
+    keep = xp.astype(positive, x.dtype)
+    drop = 1 - keep
+    return low_p - log1pe, low_q - log1pe, r * keep + er * drop, er * keep + r * drop
 
 
 def log_sigmoid(x: Any) -> Any:
