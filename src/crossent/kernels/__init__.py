@@ -269,9 +269,9 @@ def _launch(kernel: Any, size: int, n_blocks: int, *args: Any) -> None:
     halves up front, so that a thread that wakes late (about 95 µs after a pause, against 3
     µs back to back) or runs slowly leaves its share to the other. Measured between calls of
     naive NumPy (the benchmark's order), 2 threads, median per call into ``out=``: 65536 x
-    10 1.18 / 0.70 / 0.57 ms with 2 / 4 / 16 chunks per thread and 0.70 with 64 (one block
-    per chunk); the binary 10M 8.8 / 7.8 / 7.6 ms with 4 / 16 / 64; no change back to back
-    or at 4096 x 32000.
+    10 1.18 / 0.70 / 0.57 ms with 2 / 4 / 16 chunks per thread in one run, 1.16 / 0.76 / 0.70
+    ms with 4 / 16 / 64 (one block per chunk) in another; the binary 10M 8.8 / 7.8 / 7.6 ms
+    with 4 / 16 / 64; no change back to back or at 4096 x 32000.
     """
     import numba
 
