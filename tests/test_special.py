@@ -81,3 +81,32 @@ def test_logsumexp_special_values():
     assert ce.logsumexp(np.array([np.inf, 1.0])) == np.inf
     assert_allclose(ce.logsumexp(np.array([1000.0, 1000.0])), 1000 + np.log(2), rtol=1e-15)
     assert ce.logsumexp(np.array([1e4], dtype=np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 5, 32, 33])
+def test_short_axis_reductions_equal_numpy_s(n, dtype):
+    # Rows of up to 32 values are summed by einsum and their max taken column by column
+    # (NumPy's own reductions go row by row there): the same numbers, NaN and infinities
+    # included, for every axis and keepdims.
+    from crossent import _array
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(7, 3, n)).astype(dtype) * 10
+    x[0, 0, -1], x[1, 1, 0], x[2, 2, n // 2] = np.nan, np.inf, -np.inf
+    before = x.copy()
+    for axis in (-1, 2, 0):
+        for keepdims in (False, True):
+            want_sum = np.sum(x, axis=axis, keepdims=keepdims)
+            got_sum = _array.sum_along(np, x, axis=axis, keepdims=keepdims)
+            assert got_sum.shape == want_sum.shape and got_sum.dtype == dtype
+            scale = np.sum(np.abs(np.nan_to_num(x)), axis=axis, keepdims=keepdims)
+            finite = np.isfinite(want_sum)
+            np.testing.assert_array_equal(got_sum[~finite], want_sum[~finite])
+            error = np.abs(got_sum[finite] - want_sum[finite])
+            assert np.all(error <= 8 * np.finfo(dtype).eps * scale[finite])
+            want_max = np.max(x, axis=axis, keepdims=keepdims)
+            got_max = _array.max_along(np, x, axis=axis, keepdims=keepdims)
+            np.testing.assert_array_equal(got_max, want_max)
+            assert got_max.dtype == dtype
+    np.testing.assert_array_equal(x, before)  # the input is only read

@@ -83,6 +83,37 @@ def is_numpy(xp: Any) -> bool:
     return array_api_compat.is_numpy_namespace(xp)
 
 
+SHORT_AXIS = 32  # NumPy reduces a last axis up to this long by other means (sum_along)
+
+
+def sum_along(xp: Any, x: Any, axis: int = -1, keepdims: bool = False) -> Any:
+    """``xp.sum(x, axis=axis, keepdims=keepdims)``; for a NumPy array whose last axis is
+    summed and has at most :data:`SHORT_AXIS` elements, through ``einsum``: NumPy reduces
+    such an axis one row at a time (26214 rows of 10 float32: 0.54 ms against 0.17)."""
+    if not _short_last(xp, x, axis):
+        return xp.sum(x, axis=axis, keepdims=keepdims)
+    total = np.einsum("...j->...", x)
+    return total[..., None] if keepdims else total
+
+
+def max_along(xp: Any, x: Any, axis: int = -1, keepdims: bool = False) -> Any:
+    """``xp.max(x, axis=axis, keepdims=keepdims)``; for a NumPy array whose last axis has at
+    most :data:`SHORT_AXIS` elements, one ``np.maximum`` per column (26214 rows of 10 float32:
+    0.23 ms against 1.22; NaN propagates alike)."""
+    if not _short_last(xp, x, axis):
+        return xp.max(x, axis=axis, keepdims=keepdims)
+    top = x[..., 0].copy()
+    for j in range(1, x.shape[-1]):
+        np.maximum(top, x[..., j], out=top)
+    return top[..., None] if keepdims else top
+
+
+def _short_last(xp: Any, x: Any, axis: int) -> bool:
+    return (
+        is_numpy(xp) and x.ndim > 0 and axis in (-1, x.ndim - 1) and 0 < x.shape[-1] <= SHORT_AXIS
+    )
+
+
 def finfo_eps(xp: Any, dtype: Any) -> float:
     """Machine epsilon of a floating dtype of ``xp``."""
     return float(xp.finfo(dtype).eps)

@@ -61,7 +61,7 @@ def _along(x: Any, axis: Any) -> tuple[Any, Any]:
 
 def _safe_max(x: Any, xp: Any, axis: int) -> Any:
     """Max along ``axis`` (kept), with infinite maxima replaced by 0 so ``x - m`` is never NaN."""
-    m = xp.max(x, axis=axis, keepdims=True)
+    m = _array.max_along(xp, x, axis=axis, keepdims=True)
     return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
 
@@ -119,9 +119,9 @@ def _log_softmax_of_shifted(shifted: Any, xp: Any, axis: int = -1) -> tuple[Any,
     by its maximum (:func:`_tempered`; see :func:`log_softmax_and_logsumexp`)."""
     e = xp.exp(shifted)
     at_max = xp.astype(shifted == 0, shifted.dtype)  # 1 where e = exp(0) = 1 exactly (IEEE 754)
-    n_max = xp.sum(at_max, axis=axis, keepdims=True)
+    n_max = _array.sum_along(xp, at_max, axis=axis, keepdims=True)
     # e - at_max removes the maxima exactly (1 - 1 = 0) and is cheaper than a select
-    rest = xp.sum(e - at_max, axis=axis, keepdims=True) + (n_max - 1)
+    rest = _array.sum_along(xp, e - at_max, axis=axis, keepdims=True) + (n_max - 1)
     # A slice of all -inf has logsumexp -inf (log 0) and log-softmax NaN, as in SciPy.
     with np.errstate(divide="ignore", invalid="ignore"):
         log_sum = xp.log1p(rest)
@@ -135,7 +135,7 @@ def softmax(x: Any, *, axis: int = -1) -> Any:
     """
     xp, x = _along(x, axis)
     e = xp.exp(x - _safe_max(x, xp, axis))
-    return e / xp.sum(e, axis=axis, keepdims=True)
+    return e / _array.sum_along(xp, e, axis=axis, keepdims=True)
 
 
 def sigmoid_parts(x: Any) -> tuple[Any, Any, Any, Any]:

@@ -140,14 +140,14 @@ def _softmax_term(
 ) -> Term:
     r"""The per-row loss :math:`\sum_c \varphi_c` and its derivatives in the caller's space."""
     phi, d1, d2v2 = _phi(g, lp, gamma, order, xp)
-    loss = xp.sum(phi, axis=-1)
+    loss = _array.sum_along(xp, phi)
     if order == 0:
         return Term(loss, normaliser=normaliser)
     if lp.rescaled:
         # Written with v = 1 - p (exact) and the sums over the *other* classes, so that a
         # near-certain class does not lose its gradient to the rounding of p - 1.
         d1 = xp.broadcast_to(d1, lp.p.shape)
-        s1 = xp.sum(d1, axis=-1, keepdims=True)
+        s1 = _array.sum_along(xp, d1, keepdims=True)
         grad = d1 * lp.v - lp.p * (s1 - d1)
         if not lp.from_logits:  # the component along (1, ..., 1) of T = 1's (module docstring)
             grad = grad + lp.clipped * s1
