@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from _references import categorical_per_row
@@ -216,3 +218,20 @@ def test_distillation_logits_overflowing_the_dtype_raise_instead_of_inf():
     with pytest.raises(ValueError, match="the loss overflows float32: student_logits"):
         ce.distillation_loss(np.array([0, 1]), s, t, temperature=1e-15)
     assert np.isfinite(ce.distillation_loss(np.array([0, 1]), s, t, temperature=1.0))
+
+
+@pytest.mark.parametrize("backend", ["portable", "fused"])
+def test_a_sum_beyond_float32_raises_without_numpy_warnings(backend):
+    # Every row's loss fits in float32 (1e35), their sum over 40000 rows does not: the
+    # overflow error, with no "overflow encountered" warning from NumPy before it; their mean
+    # does fit, and is computed (scaled before the sum).
+    n = 40000
+    y, z = np.zeros(n, dtype=int), np.zeros((n, 2), np.float32)
+    z[:, 1] = 1e35
+    vg = ce.value_and_grad(ce.categorical_cross_entropy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="the loss overflows float32"):
+            vg(y, z, from_logits=True, reduction="sum", backend=backend)
+        mean = vg(y, z, from_logits=True, backend=backend)[0]
+    np.testing.assert_allclose(mean, 1e35, rtol=1e-6)

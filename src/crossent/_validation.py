@@ -88,7 +88,8 @@ def _all_finite(x: Any, xp: Any) -> bool:
 def no_overflow(value: Any, xp: Any, dtype: Any, name: str = "y_pred") -> None:
     """Raise if a loss computed from finite logits is NaN or infinite: ``name / temperature``
     holds values too large, or too far apart, for ``dtype`` (float32 logits of 1e25 at a
-    temperature of 1e-15, or of +-3e38 at any), where NaN would otherwise come out."""
+    temperature of 1e-15, or of +-3e38 at any, or a sum of losses beyond the dtype's range),
+    where NaN or infinity would otherwise come out."""
     if value.ndim == 0 and _array.is_numpy(xp):  # the usual reduced loss: no array calls
         ok = math.isfinite(float(value))
     else:

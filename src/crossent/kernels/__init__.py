@@ -290,6 +290,13 @@ def _launch(kernel: Any, size: int, n_blocks: int, *args: Any) -> None:
             numba.set_parallel_chunksize(previous)
 
 
+def _total(sums: np.ndarray, dtype: np.dtype) -> Any:
+    """The blocks' float64 loss sums added up, in the logits' dtype: infinity where float32
+    cannot hold the total, without NumPy's warning (the caller's overflow check raises)."""
+    with np.errstate(over="ignore"):
+        return dtype.type(sums.sum())
+
+
 def _check(status: np.ndarray, recheck: Callable[[bool], None], in_place: bool) -> None:
     """After a kernel: on a failed block, let the portable checks raise their usual error,
     ``recheck(logits_intact)``. A kernel that wrote the gradient over the logits
@@ -376,7 +383,7 @@ def fused_categorical(
             _validation.class_indices(labels, np, n_classes, options["ignore_index"], "y_true")
 
     _check(status, recheck, in_place)
-    value = loss.reshape(pred.shape[:-1]) if per_row else dtype.type(sums.sum())
+    value = loss.reshape(pred.shape[:-1]) if per_row else _total(sums, dtype)
     return value, (grad.reshape(pred.shape) if want_grad else None)
 
 
@@ -429,5 +436,5 @@ def fused_binary(
         _validation.targets_in_unit_interval(y, np, "y_true")
 
     _check(status, recheck, in_place)
-    value = loss.reshape(z.shape) if per_element else dtype.type(sums.sum())
+    value = loss.reshape(z.shape) if per_element else _total(sums, dtype)
     return value, (grad.reshape(z.shape) if order >= 1 else None)

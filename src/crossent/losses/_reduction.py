@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
 from .._derivatives import Derivatives
 
@@ -43,6 +44,13 @@ class Term:
         )
 
 
+def loss_sum(loss: Any, xp: Any) -> Any:
+    """``xp.sum(loss)``; a float32 sum beyond the dtype's range is infinity without NumPy's
+    warning (the losses' overflow check raises the library's error for it)."""
+    with np.errstate(over="ignore"):
+        return xp.sum(loss)
+
+
 def reduce(terms: list[Term], weights: Any, reduction: str, xp: Any) -> Derivatives:
     """Combine ``terms`` into the reduced value and derivatives (see the module docstring)."""
     value = None
@@ -50,18 +58,19 @@ def reduce(terms: list[Term], weights: Any, reduction: str, xp: Any) -> Derivati
     hess = None
     for term in terms:
         s = xp.ones_like(term.loss) if weights is None else weights * xp.ones_like(term.loss)
-        weighted = s * term.loss
         if reduction == "none":
-            part, scale = weighted, s
+            part, scale = s * term.loss, s
+        elif reduction == "sum":
+            part, scale = loss_sum(s * term.loss, xp), s
         else:
-            part, scale = xp.sum(weighted), s
-            if reduction == "mean":
-                d = s if term.normaliser is None else s * term.normaliser
-                total = xp.sum(d)
-                nonzero = total > 0
-                safe_total = xp.where(nonzero, total, xp.ones_like(total))
-                part = xp.where(nonzero, part / safe_total, xp.zeros_like(part))
-                scale = xp.where(nonzero, s / safe_total, xp.zeros_like(s))
+            d = s if term.normaliser is None else s * term.normaliser
+            total = xp.sum(d)
+            nonzero = total > 0
+            safe_total = xp.where(nonzero, total, xp.ones_like(total))
+            scale = xp.where(nonzero, s / safe_total, xp.zeros_like(s))
+            # Scaled before the sum, as the blocks and kernels do: a mean of float64 losses
+            # of 1e308 is one, where their sum overflows.
+            part = xp.where(nonzero, loss_sum(scale * term.loss, xp), xp.zeros_like(total))
         value = part if value is None else value + part
         if term.grad is not None:
             c = scale if term.grad.ndim == scale.ndim else scale[..., None]

@@ -37,7 +37,7 @@ import numpy as np
 from .. import _array, _derivatives, _validation, kernels
 from ..special import _logaddexp, sigmoid_parts
 from ._blocks import block_elements, in_blocks
-from ._reduction import Term, example_weights, finish, reduce, reduction_scale
+from ._reduction import Term, example_weights, finish, loss_sum, reduce, reduction_scale
 
 
 def _times(k: float, log_x: Any, xp: Any) -> Any:
@@ -129,9 +129,8 @@ def _binary(
         }
         w_pos = None if pos_weight is None else w_pos
         value, grad = kernels.fused_binary(z, y_pred, y, w_pos, scale, options, order, out)
-        return finish(_derivatives.Derivatives(value, grad, None), xp, out_dtype, out=out)
-
-    if elements:  # rows of the last axis, whose labels pos_weight follows
+        result = _derivatives.Derivatives(value, grad, None)
+    elif elements:  # rows of the last axis, whose labels pos_weight follows
         # 1-D input is blocked element by element: a pos_weight per element goes with them
         by_element = z.ndim == 1 and getattr(w_pos, "ndim", 0) == 1 and w_pos.shape[0] > 1
         loss, grad, hess = in_blocks(
@@ -139,10 +138,12 @@ def _binary(
                                       alpha, order, xp)],
             z, [y, w_pos if by_element else None], [scale], True, order, xp, out, elements,
         )  # fmt: skip
-        value = loss if reduction == "none" else xp.sum(loss)
-        return finish(_derivatives.Derivatives(value, grad, hess), xp, out_dtype, out=out)
-    term = _term(z, y, w_pos, from_logits, gamma, alpha, order, xp)
-    return finish(reduce([term], weights, reduction, xp), xp, out_dtype, out=out)
+        value = loss if reduction == "none" else loss_sum(loss, xp)
+        result = _derivatives.Derivatives(value, grad, hess)
+    else:
+        term = _term(z, y, w_pos, from_logits, gamma, alpha, order, xp)
+        result = reduce([term], weights, reduction, xp)
+    return finish(result, xp, out_dtype, out=out)
 
 
 def _term(

@@ -42,7 +42,7 @@ import numpy as np
 from .. import _array, _derivatives, _validation, kernels
 from ..special import _log_softmax_of_shifted, _tempered
 from ._blocks import block_elements, in_blocks
-from ._reduction import Term, example_weights, finish, reduce, reduction_scale
+from ._reduction import Term, example_weights, finish, loss_sum, reduce, reduction_scale
 
 
 class _LogProbs:
@@ -372,7 +372,7 @@ def _categorical(
                 lambda z, q, y: _rows(z, q, y, wa, xp, options, order),
                 pred, [soft, labels], scales, False, order, xp, grad_out, elements,
             )  # fmt: skip
-            value = loss if reduction == "none" else xp.sum(loss)
+            value = loss if reduction == "none" else loss_sum(loss, xp)
         if from_logits:
             _validation.no_overflow(value, xp, pred.dtype)
         return finish(
