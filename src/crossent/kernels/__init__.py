@@ -55,8 +55,9 @@ ENV_VAR = "CROSSENT_BACKEND"
 _numba_module: Any = None
 
 
+@functools.cache
 def numba_available() -> bool:
-    """Whether Numba (>= 0.59) can be imported."""
+    """Whether Numba (>= 0.59) can be imported (asked once per process)."""
     try:
         import numba
     except ImportError:
