@@ -141,6 +141,17 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def tracked(*arrays: Any) -> bool:
+    """Whether PyTorch's autograd is recording and tracks one of the arrays (``None`` and
+    arrays of other libraries are not)."""
+    tensors = [a for a in arrays if array_api_compat.is_torch_array(a)]
+    if not tensors:
+        return False
+    import torch
+
+    return torch.is_grad_enabled() and any(a.requires_grad for a in tensors)
+
+
 def host_view(x: Any) -> np.ndarray | None:
     """A NumPy array over ``x``'s own memory, for work in place and the fused kernels: ``x``
     itself for NumPy, ``x.numpy()`` for a PyTorch CPU tensor that autograd is not tracking
@@ -148,11 +159,7 @@ def host_view(x: Any) -> np.ndarray | None:
     libraries, dtypes NumPy lacks such as bfloat16), where work stays with ``x``'s library."""
     if isinstance(x, np.ndarray):
         return x
-    if not array_api_compat.is_torch_array(x) or x.device.type != "cpu":
-        return None
-    import torch
-
-    if x.requires_grad and torch.is_grad_enabled():
+    if not array_api_compat.is_torch_array(x) or x.device.type != "cpu" or tracked(x):
         return None
     try:
         return x.detach().numpy()

@@ -306,24 +306,24 @@ def _total(sums: np.ndarray, dtype: np.dtype) -> Any:
     return dtype.type(total)
 
 
-def _check(status: np.ndarray, recheck: Callable[[bool], None], in_place: bool) -> None:
-    """After a kernel: on a failed block, let the portable checks raise their usual error,
-    ``recheck(logits_intact)``. A kernel that wrote the gradient over the logits
-    (``in_place``) leaves nothing to re-check them on: its report of non-finite values, which
-    come first, raises their error here."""
+def _check(status: np.ndarray, recheck_targets: Callable[[], None]) -> None:
+    """After a kernel: on a failed block, raise the portable path's error. Non-finite logits
+    come first, as in the portable checks; the kernels find them exactly (a sum of ``x * 0``),
+    so their error is raised here (with ``out=y_pred`` the logits hold gradient values by
+    then, and could not be checked again). Bad labels or targets are checked again by
+    ``recheck_targets``, the portable check, which raises its own message."""
     if not status.any():
         return
     from .. import _validation
 
-    if in_place and (status == kernels().STATUS_NONFINITE).any():
+    if (status == kernels().STATUS_NONFINITE).any():
         raise _validation.nonfinite_error("y_pred")
-    recheck(not in_place)
+    recheck_targets()
     raise AssertionError("a fused kernel rejected its input but the portable checks did not")
 
 
 def fused_categorical(
     pred: np.ndarray,
-    original: np.ndarray,
     soft: Any,
     labels: Any,
     wa: list,
@@ -336,8 +336,8 @@ def fused_categorical(
     """The weighted loss (per example with ``per_row``, else its sum) and the gradient (class
     axis last) from the fused kernel.
 
-    ``pred`` has the class axis last; ``original`` is the caller's array, for error messages.
-    ``out`` (class axis last) receives the gradient when given; it may be ``pred`` itself.
+    ``pred`` has the class axis last. ``out`` (class axis last) receives the gradient when
+    given; it may be ``pred`` itself.
     """
     from .. import _validation
 
@@ -385,20 +385,17 @@ def fused_categorical(
             loss, sums, status,
         )  # fmt: skip
 
-    def recheck(logits_intact: bool) -> None:
-        if logits_intact:
-            _validation.finite(original, np, "y_pred")
+    def recheck_labels() -> None:
         if labels is not None:
             _validation.class_indices(labels, np, n_classes, options["ignore_index"], "y_true")
 
-    _check(status, recheck, in_place)
+    _check(status, recheck_labels)
     value = loss.reshape(pred.shape[:-1]) if per_row else _total(sums, dtype)
     return value, (grad.reshape(pred.shape) if want_grad else None)
 
 
 def fused_binary(
     z: np.ndarray,
-    original: np.ndarray,
     y: Any,
     pos_weight: Any,
     scale: Any,
@@ -439,11 +436,6 @@ def fused_binary(
         one(-1.0 if alpha is None else alpha), flat_scale, grad, in_place, loss, sums, status,
     )  # fmt: skip
 
-    def recheck(logits_intact: bool) -> None:
-        if logits_intact:
-            _validation.finite(original, np, "y_pred")
-        _validation.targets_in_unit_interval(y, np, "y_true")
-
-    _check(status, recheck, in_place)
+    _check(status, lambda: _validation.targets_in_unit_interval(y, np, "y_true"))
     value = loss.reshape(z.shape) if per_element else _total(sums, dtype)
     return value, (grad.reshape(z.shape) if order >= 1 else None)

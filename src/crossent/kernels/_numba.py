@@ -29,10 +29,9 @@ Speed comes from a few things, and is fragile (check ``python -m benchmarks`` af
 Validation is folded in: every row's values are summed as ``x * 0`` (NaN for any infinity or
 NaN), integer labels are range-checked before use, and binary targets are counted outside
 [0, 1]. A failing block writes a status code (non-finite values before bad labels or
-targets, the order of the portable checks); the caller then re-runs the portable checks,
-which raise the library's usual error. When the gradient was written over the logits
-(``out=y_pred``), their check cannot be re-run: a non-finite status raises its error
-directly, and the logits hold gradient values by then. Losses are summed inside the kernels,
+targets, the order of the portable checks); the caller raises the library's usual error for
+non-finite logits (with ``out=y_pred`` they hold gradient values by then), and re-runs the
+portable check of labels or targets for theirs. Losses are summed inside the kernels,
 per block in float64 (no per-row or per-element loss array unless ``reduction="none"`` asks
 for one).
 

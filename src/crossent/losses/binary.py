@@ -128,7 +128,7 @@ def _binary(
             "reduction": reduction,
         }
         w_pos = None if pos_weight is None else w_pos
-        value, grad = kernels.fused_binary(z, y_pred, y, w_pos, scale, options, order, out)
+        value, grad = kernels.fused_binary(z, y, w_pos, scale, options, order, out)
         result = _derivatives.Derivatives(value, grad, None)
     elif elements:  # rows of the last axis, whose labels pos_weight follows
         # 1-D input is blocked element by element: a pos_weight per element goes with them

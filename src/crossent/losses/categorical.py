@@ -363,7 +363,7 @@ def _categorical(
         grad_out = None if out is None else _array.moveaxis(xp, out, axis, -1)
         if fused:
             value, grad = kernels.fused_categorical(
-                pred, y_pred, soft, labels, wa, scales, options, order, grad_out,
+                pred, soft, labels, wa, scales, options, order, grad_out,
                 per_row=reduction == "none",
             )  # fmt: skip
             hess = None

@@ -187,7 +187,7 @@ def linear_cross_entropy(
     ignore_index = _validation.index_option(ignore_index, "ignore_index")
     order = _derivatives.order()
     xp = _array.namespace(hidden, weight)
-    if order == 0 and _tracked_by_autograd(hidden, weight, bias):
+    if order == 0 and _array.tracked(hidden, weight, bias):
         options = {
             "ignore_index": ignore_index, "label_smoothing": label_smoothing, "z_loss": z_loss,
             "softcap": softcap, "reduction": reduction, "chunk_size": chunk_size,
@@ -342,16 +342,6 @@ def linear_cross_entropy(
     cast = lambda a: None if a is None else xp.astype(a, out_dtype, copy=False)  # noqa: E731
     grad = tuple(cast(g) for g in (d_hidden, d_weight, d_bias)) if order else None
     return _derivatives.output(_derivatives.Derivatives(cast(result), grad))
-
-
-def _tracked_by_autograd(*arrays: Any) -> bool:
-    """Whether PyTorch's autograd is recording and tracks one of the (tensor) arrays."""
-    tensors = [a for a in arrays if _array.array_api_compat.is_torch_array(a)]
-    if not tensors:
-        return False
-    import torch
-
-    return torch.is_grad_enabled() and any(a.requires_grad for a in tensors)
 
 
 @functools.cache
