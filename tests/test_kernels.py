@@ -685,6 +685,60 @@ def test_functions_calling_wide_vectors_carry_the_vector_width_attribute():
     assert attribute not in plain.inspect_llvm(plain.signatures[0])
 
 
+@pytest.mark.parametrize(
+    "loss, y, z",
+    [
+        (cce, RNG.integers(0, 10, 40000), logits((40000, 10), np.float32)),
+        (cfl, RNG.integers(0, 10, 40000), logits((40000, 10), np.float32)),
+        (bce, RNG.random(400000) > 0.5, logits(400000, np.float32)),
+    ],
+    ids=["labels", "general", "binary"],
+)
+def test_kernels_choose_their_threads_and_restore_numbas_settings(loss, y, z):
+    import numba
+
+    from crossent.kernels._numba import claim_threads, release_threads
+
+    threads, chunk = numba.get_num_threads(), numba.get_parallel_chunksize()
+    numba.set_parallel_chunksize(7)
+    try:
+        previous = claim_threads(kernels.PARALLEL_MIN_ELEMENTS - 1, 100)
+        assert (numba.get_num_threads(), numba.get_parallel_chunksize()) == (1, 0)
+        release_threads(previous)
+        assert (numba.get_num_threads(), numba.get_parallel_chunksize()) == (threads, 7)
+        previous = claim_threads(2 * kernels.PARALLEL_MIN_ELEMENTS, 2 * kernels.CHUNKS_PER_THREAD)
+        wanted = min(threads, 2)
+        assert numba.get_num_threads() == wanted
+        assert numba.get_parallel_chunksize() == (0 if wanted == 1 else 1)
+        release_threads(previous)
+        loss(y, z, from_logits=True, backend="fused")
+        assert (numba.get_num_threads(), numba.get_parallel_chunksize()) == (threads, 7)
+    finally:
+        numba.set_parallel_chunksize(chunk)
+
+
+def test_thread_settings_leave_the_kernels_cacheable(tmp_path, monkeypatch):
+    # numba.get_num_threads() and its kin, called in compiled code, make it uncacheable (a
+    # warning, and a recompilation in every process); the kernels' own calls do not.
+    import warnings
+
+    import numba
+
+    from crossent.kernels._numba import claim_threads, release_threads
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
+
+    def settings_round_trip(size):
+        release_threads(claim_threads(size, 8))
+        return size
+
+    cached = numba.njit(cache=True)(settings_round_trip)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", numba.NumbaWarning)
+        assert cached(5) == 5
+    assert list(tmp_path.rglob("*settings_round_trip*.nbc"))
+
+
 @pytest.mark.parametrize("backend", ["fused", "auto"])
 def test_numpy_logits_with_tensor_labels_take_the_portable_path(backend):
     # the fused path had been chosen from the NumPy logits and then given the tensors that the

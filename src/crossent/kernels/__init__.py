@@ -45,7 +45,7 @@ import numpy as np
 BACKENDS = ("auto", "fused", "portable")
 FUSED_MIN_ELEMENTS = 16384
 PARALLEL_MIN_ELEMENTS = 1 << 17
-CHUNKS_PER_THREAD = 64  # blocks are handed out in up to this many chunks per thread (_launch)
+CHUNKS_PER_THREAD = 64  # blocks are handed out in up to this many chunks per thread
 # Work split of the kernels; each block reports one status code, so the caller sizes the
 # status array from the same numbers.
 ROW_BLOCK_ELEMENTS = 8192  # categorical: rows of about this many logits per block
@@ -264,38 +264,6 @@ def _gradient_target(like: np.ndarray, out: Any, want_grad: bool) -> tuple[np.nd
     return grad, np.may_share_memory(grad, like)
 
 
-def _launch(kernel: Any, size: int, n_blocks: int, *args: Any) -> None:
-    """Run a kernel over its ``n_blocks`` blocks on one thread per
-    :data:`PARALLEL_MIN_ELEMENTS` elements (at most Numba's thread count): waking idle
-    threads costs more than a small input's work, and on a busy machine a woken thread may
-    wait a whole scheduler slice (milliseconds) for a core.
-
-    The blocks go out in up to :data:`CHUNKS_PER_THREAD` chunks per thread, taken by
-    whichever thread is free (Numba's ``set_parallel_chunksize``) rather than split in equal
-    halves up front, so that a thread that wakes late (about 95 µs after a pause, against 3
-    µs back to back) or runs slowly leaves its share to the other. Measured between calls of
-    naive NumPy (the benchmark's order), 2 threads, median per call into ``out=``: 65536 x
-    10 1.18 / 0.70 / 0.57 ms with 2 / 4 / 16 chunks per thread in one run, 1.16 / 0.76 / 0.70
-    ms with 4 / 16 / 64 (one block per chunk) in another; the binary 10M 8.8 / 7.8 / 7.6 ms
-    with 4 / 16 / 64; no change back to back or at 4096 x 32000.
-    """
-    import numba
-
-    current = numba.get_num_threads()
-    wanted = max(1, min(current, size // PARALLEL_MIN_ELEMENTS))
-    chunk = -(-n_blocks // (CHUNKS_PER_THREAD * wanted)) if wanted > 1 else 0  # 0: one share
-    previous = numba.set_parallel_chunksize(chunk) if chunk else None
-    if wanted != current:
-        numba.set_num_threads(wanted)
-    try:
-        kernel(*args)
-    finally:
-        if wanted != current:
-            numba.set_num_threads(current)
-        if previous is not None:
-            numba.set_parallel_chunksize(previous)
-
-
 def _total(sums: np.ndarray, dtype: np.dtype) -> Any:
     """The blocks' float64 loss sums added up, in the logits' dtype: infinity where float32
     cannot hold the total, without NumPy's cast warning (the caller's overflow check
@@ -371,18 +339,16 @@ def fused_categorical(
     else:
         y = np.zeros(0, dtype=np.int64)
     if soft is None and options["gamma"] == 0:
-        _launch(
-            k.categorical_labels, z.size, n_blocks, z, y, ignore, has_ignore, factor,
-            one(factor.sum()), keep, spread, inv_t, one(2 * z_loss), scale_ce, scale_z, grad,
-            want_grad, in_place, loss, sums, status,
+        k.categorical_labels(
+            z, y, ignore, has_ignore, factor, one(factor.sum()), keep, spread, inv_t,
+            one(2 * z_loss), scale_ce, scale_z, grad, want_grad, in_place, loss, sums, status,
         )  # fmt: skip
     else:
         q = np.zeros((0, n_classes), dtype) if soft is None else _plain(soft, dtype)
         q = q.reshape(-1, n_classes)
-        _launch(
-            k.categorical_general, z.size, n_blocks, z, y, ignore, has_ignore, q, factor, keep,
-            spread, inv_t, one(2 * z_loss), gamma, scale_ce, scale_z, grad, want_grad, in_place,
-            loss, sums, status,
+        k.categorical_general(
+            z, y, ignore, has_ignore, q, factor, keep, spread, inv_t, one(2 * z_loss), gamma,
+            scale_ce, scale_z, grad, want_grad, in_place, loss, sums, status,
         )  # fmt: skip
 
     def recheck_labels() -> None:
@@ -430,8 +396,8 @@ def fused_binary(
     sums = np.empty(n_blocks, dtype=np.float64)
     status = np.zeros(n_blocks, dtype=np.int64)
     alpha = options["alpha"]
-    _launch(
-        k.binary, flat.size, n_blocks, flat, targets, wp, one(1.0 - options["label_smoothing"]),
+    k.binary(
+        flat, targets, wp, one(1.0 - options["label_smoothing"]),
         one(options["label_smoothing"] / 2), one(options["gamma"]),
         one(-1.0 if alpha is None else alpha), flat_scale, grad, in_place, loss, sums, status,
     )  # fmt: skip
