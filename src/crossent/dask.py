@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _tables, _validation
+from . import _array, _tables, _validation
 from .calibration import _inputs
 from .report import (
     Report,
@@ -214,7 +214,7 @@ def evaluate(
     detected = from_logits is None
     if detected:
         first = np.asarray(pred[: _tables.DETECTION_ROWS].compute(), dtype=np.float64)
-        _validation.finite(first, np, "y_pred")
+        _validation.finite(first, _array.namespace(), "y_pred")
         from_logits = _detect_from_logits(first)
     columns = ["y_pred"] if pred.ndim == 1 else [f"y_pred[{k}]" for k in range(n_classes)]
     spec = _tables.Predictions(None, "y_true", columns, from_logits, detected, columns)

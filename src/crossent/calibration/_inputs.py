@@ -53,15 +53,15 @@ def probabilities(probs: Any, hint: str = "") -> np.ndarray:
     no probabilities (how to pass logits, for a function that takes them)."""
     p = as_numpy(probs)
     not_empty(p, "probs")
-    p = _validation.predictions(p, np, "probs")
+    p = _validation.predictions(p, _array.namespace(), "probs")
     if p.ndim > 2 or (p.ndim == 2 and p.shape[1] < 2):
         raise ValueError(
             f"probs must have shape (n,) (probability of class 1) or (n, K) with K >= 2, "
             f"got {p.shape}"
         )
-    _validation.probabilities(p, np, "probs", hint=hint)
+    _validation.probabilities(p, _array.namespace(), "probs", hint=hint)
     if p.ndim == 2:
-        _validation.sums_to_one(p, np, "probs", hint=hint)
+        _validation.sums_to_one(p, _array.namespace(), "probs", hint=hint)
     return p
 
 
@@ -78,7 +78,9 @@ def labels(y_true: Any, n: int, n_classes: int) -> np.ndarray:
         y = y.astype(np.int64)
     if y.shape != (n,):
         raise ValueError(f"y_true has shape {y.shape}; expected ({n},), one label per row")
-    _validation.class_indices(y, np, n_classes, None, "y_true", shape_of="(n,), one per row")
+    _validation.class_indices(
+        y, _array.namespace(y), n_classes, None, "y_true", shape_of="(n,), one per row"
+    )
     return y.astype(np.int64)
 
 
@@ -93,7 +95,7 @@ def sample_weight(w: Any, n: int, *, positive_sum: bool = True) -> np.ndarray:
     if w.shape != (n,):
         raise ValueError(f"sample_weight has shape {w.shape}; expected ({n},)")
     w = w.astype(np.float64)
-    _validation.finite(w, np, "sample_weight")
+    _validation.finite(w, _array.namespace(), "sample_weight")
     if np.any(w < 0):
         raise ValueError("sample_weight must be non-negative")
     if positive_sum and not w.sum() > 0:
@@ -163,8 +165,10 @@ def logits(
     choice(input, "input", INPUTS)
     z = as_numpy(x)
     not_empty(z, name)
-    dtype = _validation.result_dtype(z, np)  # the caller's (float16 is computed in float32)
-    z = _validation.predictions(z, np, name)
+    dtype = _validation.result_dtype(
+        z, _array.namespace()
+    )  # the caller's (float16 is computed in float32)
+    z = _validation.predictions(z, _array.namespace(), name)
     if z.ndim == 2 and z.shape[1] == 1:
         z = z[:, 0]
     if z.ndim not in (1, 2):
@@ -175,9 +179,9 @@ def logits(
             refuse_probabilities(z.ndim, name)
         return z.astype(np.float64), dtype, suspicious
     hint = " (use input='logits' if these are logits)"
-    _validation.probabilities(z, np, name, hint=hint)
+    _validation.probabilities(z, _array.namespace(), name, hint=hint)
     if z.ndim == 2:
-        _validation.sums_to_one(z, np, name, hint=hint)
+        _validation.sums_to_one(z, _array.namespace(), name, hint=hint)
     return probability_logits(z.astype(np.float64), float(np.finfo(z.dtype).eps)), dtype, False
 
 

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from .. import _validation, binary_cross_entropy, categorical_cross_entropy
+from .. import _array, _validation, binary_cross_entropy, categorical_cross_entropy
 from . import _inputs
 
 NORMS = ("l1", "l2", "max")
@@ -400,7 +400,7 @@ def negative_log_likelihood(
         return float(w @ nll_rows(y, p) / w.sum())
     z = _inputs.as_numpy(probs)
     _inputs.not_empty(z, "probs")
-    z = _validation.predictions(z, np, "probs")
+    z = _validation.predictions(z, _array.namespace(), "probs")
     if z.ndim > 2:
         raise ValueError(
             f"probs must have shape (n,) or (n, K) when they are logits, got {z.shape}"

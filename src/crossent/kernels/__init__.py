@@ -307,7 +307,7 @@ def fused_categorical(
     ``pred`` has the class axis last. ``out`` (class axis last) receives the gradient when
     given; it may be ``pred`` itself.
     """
-    from .. import _validation
+    from .. import _array, _validation
 
     k = kernels()
     dtype = pred.dtype
@@ -353,7 +353,8 @@ def fused_categorical(
 
     def recheck_labels() -> None:
         if labels is not None:
-            _validation.class_indices(labels, np, n_classes, options["ignore_index"], "y_true")
+            xp = _array.namespace(labels)
+            _validation.class_indices(labels, xp, n_classes, options["ignore_index"], "y_true")
 
     _check(status, recheck_labels)
     value = loss.reshape(pred.shape[:-1]) if per_row else _total(sums, dtype)
@@ -376,7 +377,7 @@ def fused_binary(
     smooths them as it reads them. Targets of the logits' dtype, float64, int64, int32 and
     bool (read as uint8) go in as they are; any other dtype is converted to the logits' first.
     """
-    from .. import _validation
+    from .. import _array, _validation
 
     k = kernels()
     dtype = z.dtype
@@ -402,6 +403,6 @@ def fused_binary(
         one(-1.0 if alpha is None else alpha), flat_scale, grad, in_place, loss, sums, status,
     )  # fmt: skip
 
-    _check(status, lambda: _validation.targets_in_unit_interval(y, np, "y_true"))
+    _check(status, lambda: _validation.targets_in_unit_interval(y, _array.namespace(y), "y_true"))
     value = loss.reshape(z.shape) if per_element else _total(sums, dtype)
     return value, (grad.reshape(z.shape) if order >= 1 else None)
