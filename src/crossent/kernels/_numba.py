@@ -529,8 +529,16 @@ def _scale_at(scale, i, counts):
 @njit(fastmath=FASTMATH, error_model="numpy")
 def _row_terms(loss, lse, c_ce, c_z, two_z, inv_t):
     """A row's reduced loss ``c_ce * loss + c_z * zeta * lse**2`` (``two_z = 2 zeta``) and the
-    z-loss part of its gradient coefficient on ``p_j``, ``c_z * 2 zeta * lse / T``."""
-    return c_ce * loss + c_z * _like(lse, 0.5) * two_z * lse * lse, c_z * inv_t * two_z * lse
+    z-loss part of its gradient coefficient on ``p_j``, ``c_z * 2 zeta * lse / T``.
+
+    Both are exactly 0 when ``c_z * two_z`` is (no z-loss, or an ignored row), by a select:
+    reassociated by ``fastmath``, the product could otherwise take ``lse**2`` first, which
+    overflows for logits beyond 1e19 (float32), and give ``0 * inf = NaN`` (it did with Numba
+    0.59's LLVM, for a mean loss of 1e35)."""
+    weight = c_z * two_z
+    none = weight == 0
+    z_term = weight if none else weight * _like(lse, 0.5) * lse * lse
+    return c_ce * loss + z_term, weight if none else weight * inv_t * lse
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
