@@ -42,12 +42,13 @@ from typing import Any
 
 import numpy as np
 
+from .. import _array, _derivatives, _validation
+
 BACKENDS = ("auto", "fused", "portable")
 FUSED_MIN_ELEMENTS = 16384
 PARALLEL_MIN_ELEMENTS = 1 << 17
 CHUNKS_PER_THREAD = 64  # blocks are handed out in up to this many chunks per thread
-# Work split of the kernels; each block reports one status code, so the caller sizes the
-# status array from the same numbers.
+# Work split of the kernels
 ROW_BLOCK_ELEMENTS = 8192  # categorical: rows of about this many logits per block
 BINARY_BLOCK = 16384  # binary: elements per block
 ENV_VAR = "CROSSENT_BACKEND"
@@ -139,7 +140,6 @@ def on_host_views(impl: Callable) -> Callable:
     runs on the views and its arrays come back as tensors over the same memory. Anything
     else (small inputs under "auto", tracked tensors, GPU tensors, an ``out=`` tensor, which
     only NumPy arrays may be) goes to ``impl`` as it is: the portable path."""
-    from .. import _array, _derivatives
 
     @functools.wraps(impl)
     def run(y_true: Any, y_pred: Any, **options: Any) -> Any:
@@ -174,8 +174,6 @@ def gradient_buffer(out: Any, like: np.ndarray, dtype: Any, name: str = "out") -
     is either ``like`` itself or does not overlap it."""
     if out is None:
         return None
-    from .. import _derivatives
-
     if _derivatives.order() == 0:
         raise ValueError(
             f"{name} receives the gradient: call the loss through crossent.value_and_grad"
@@ -264,27 +262,23 @@ def _gradient_target(like: np.ndarray, out: Any, want_grad: bool) -> tuple[np.nd
     return grad, np.may_share_memory(grad, like)
 
 
-def _total(sums: np.ndarray, dtype: np.dtype) -> Any:
-    """The blocks' float64 loss sums added up, in the logits' dtype: infinity where float32
-    cannot hold the total, without NumPy's cast warning (the caller's overflow check
-    raises)."""
-    total = float(sums.sum())
+def _total(total: float, dtype: np.dtype) -> Any:
+    """A kernel's float64 loss total in the logits' dtype: infinity where float32 cannot hold
+    it, without NumPy's cast warning (the caller's overflow check raises)."""
     if abs(total) > float(np.finfo(dtype).max):
         total = math.copysign(math.inf, total)
     return dtype.type(total)
 
 
-def _check(status: np.ndarray, recheck_targets: Callable[[], None]) -> None:
+def _check(status: int, recheck_targets: Callable[[], None]) -> None:
     """After a kernel: on a failed block, raise the portable path's error. Non-finite logits
     come first, as in the portable checks; the kernels find them exactly (a sum of ``x * 0``),
     so their error is raised here (with ``out=y_pred`` the logits hold gradient values by
     then, and could not be checked again). Bad labels or targets are checked again by
     ``recheck_targets``, the portable check, which raises its own message."""
-    if not status.any():
+    if not status:
         return
-    from .. import _validation
-
-    if (status == kernels().STATUS_NONFINITE).any():
+    if status == kernels().STATUS_NONFINITE:
         raise _validation.nonfinite_error("y_pred")
     recheck_targets()
     raise AssertionError("a fused kernel rejected its input but the portable checks did not")
@@ -307,8 +301,6 @@ def fused_categorical(
     ``pred`` has the class axis last. ``out`` (class axis last) receives the gradient when
     given; it may be ``pred`` itself.
     """
-    from .. import _array, _validation
-
     k = kernels()
     dtype = pred.dtype
     one = dtype.type
@@ -323,10 +315,6 @@ def fused_categorical(
     scale_ce = _flat_scale(scales[0], pred.shape[:-1], dtype)
     scale_z = _flat_scale(scales[1] if len(scales) > 1 else 0.0, pred.shape[:-1], dtype)
     loss = np.empty(n_rows if per_row else 0, dtype=dtype)
-    block = max(1, ROW_BLOCK_ELEMENTS // n_classes)
-    n_blocks = (n_rows + block - 1) // block
-    sums = np.empty(n_blocks, dtype=np.float64)
-    status = np.zeros(n_blocks, dtype=np.int64)
     has_ignore = options["ignore_index"] is not None
     ignore = np.int64(options["ignore_index"] if has_ignore else 0)
     eps = options["label_smoothing"]
@@ -339,16 +327,16 @@ def fused_categorical(
     else:
         y = np.zeros(0, dtype=np.int64)
     if soft is None and options["gamma"] == 0:
-        k.categorical_labels(
+        total, status = k.categorical_labels(
             z, y, ignore, has_ignore, factor, one(factor.sum()), keep, spread, inv_t,
-            one(2 * z_loss), scale_ce, scale_z, grad, want_grad, in_place, loss, sums, status,
+            one(2 * z_loss), scale_ce, scale_z, grad, want_grad, in_place, loss,
         )  # fmt: skip
     else:
         q = np.zeros((0, n_classes), dtype) if soft is None else _plain(soft, dtype)
         q = q.reshape(-1, n_classes)
-        k.categorical_general(
+        total, status = k.categorical_general(
             z, y, ignore, has_ignore, q, factor, keep, spread, inv_t, one(2 * z_loss), gamma,
-            scale_ce, scale_z, grad, want_grad, in_place, loss, sums, status,
+            scale_ce, scale_z, grad, want_grad, in_place, loss,
         )  # fmt: skip
 
     def recheck_labels() -> None:
@@ -357,7 +345,7 @@ def fused_categorical(
             _validation.class_indices(labels, xp, n_classes, options["ignore_index"], "y_true")
 
     _check(status, recheck_labels)
-    value = loss.reshape(pred.shape[:-1]) if per_row else _total(sums, dtype)
+    value = loss.reshape(pred.shape[:-1]) if per_row else _total(total, dtype)
     return value, (grad.reshape(pred.shape) if want_grad else None)
 
 
@@ -377,8 +365,6 @@ def fused_binary(
     smooths them as it reads them. Targets of the logits' dtype, float64, int64, int32 and
     bool (read as uint8) go in as they are; any other dtype is converted to the logits' first.
     """
-    from .. import _array, _validation
-
     k = kernels()
     dtype = z.dtype
     one = dtype.type
@@ -393,16 +379,13 @@ def fused_binary(
     grad, in_place = _gradient_target(flat, out, order >= 1)
     per_element = options["reduction"] == "none"
     loss = np.empty_like(flat) if per_element else np.empty(0, dtype=dtype)
-    n_blocks = (flat.shape[0] + BINARY_BLOCK - 1) // BINARY_BLOCK
-    sums = np.empty(n_blocks, dtype=np.float64)
-    status = np.zeros(n_blocks, dtype=np.int64)
     alpha = options["alpha"]
-    k.binary(
+    total, status = k.binary(
         flat, targets, wp, one(1.0 - options["label_smoothing"]),
         one(options["label_smoothing"] / 2), one(options["gamma"]),
-        one(-1.0 if alpha is None else alpha), flat_scale, grad, in_place, loss, sums, status,
+        one(-1.0 if alpha is None else alpha), flat_scale, grad, in_place, loss,
     )  # fmt: skip
 
     _check(status, lambda: _validation.targets_in_unit_interval(y, _array.namespace(y), "y_true"))
-    value = loss.reshape(z.shape) if per_element else _total(sums, dtype)
+    value = loss.reshape(z.shape) if per_element else _total(total, dtype)
     return value, (grad.reshape(z.shape) if order >= 1 else None)

@@ -28,12 +28,12 @@ Speed comes from a few things, and is fragile (check ``python -m benchmarks`` af
 
 Validation is folded in: every row's values are summed as ``x * 0`` (NaN for any infinity or
 NaN), integer labels are range-checked before use, and binary targets are counted outside
-[0, 1]. A failing block writes a status code (non-finite values before bad labels or
-targets, the order of the portable checks); the caller raises the library's usual error for
-non-finite logits (with ``out=y_pred`` they hold gradient values by then), and re-runs the
-portable check of labels or targets for theirs. Losses are summed inside the kernels,
-per block in float64 (no per-row or per-element loss array unless ``reduction="none"`` asks
-for one).
+[0, 1]. A failing block records a status code, and a kernel returns the first in the
+order of the portable checks (non-finite values before bad labels or targets); the caller
+raises the library's usual error for non-finite logits (with ``out=y_pred`` they hold
+gradient values by then), and re-runs the portable check of labels or targets for theirs.
+Losses are summed inside the kernels, per block in float64, and a kernel returns their total
+(no per-row or per-element loss array unless ``reduction="none"`` asks for one).
 
 Row-level formulas (shared with :mod:`crossent.losses.categorical`; :math:`x = z / T`):
 :math:`\operatorname{lse} = m + \log\sum_j e^{x_j - m}`, :math:`\ell = \sum_c g_c
@@ -493,6 +493,27 @@ def release_threads(previous):
     _set_thread_settings(previous[0], previous[1])
 
 
+@njit(error_model="numpy")
+def _block_results(n_blocks):
+    """Each block's float64 loss sum and status code, filled in by the block."""
+    return np.empty(n_blocks, np.float64), np.zeros(n_blocks, np.int64)
+
+
+@njit(error_model="numpy")
+def _outcome(sums, status):
+    """A kernel's result: the blocks' losses added up (float64), and its status code,
+    non-finite values if any block found them, else the largest of the others (one kind of
+    bad label or target per kernel)."""
+    total = 0.0
+    code = STATUS_OK
+    nonfinite = False
+    for b in range(sums.shape[0]):
+        total += sums[b]
+        nonfinite |= status[b] == STATUS_NONFINITE
+        code = max(code, status[b])
+    return total, (STATUS_NONFINITE if nonfinite else code)
+
+
 @njit(fastmath=FASTMATH, error_model="numpy")
 def _row_max_check(row):
     """Max of a row, and ``sum(row * 0)`` (0, or NaN when the row holds NaN or infinity)."""
@@ -569,15 +590,15 @@ def _row_gap(row, wa, inv_t, m):
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def categorical_labels(
     z, labels, ignore_index, has_ignore, wa, sum_wa, keep, spread, inv_t, two_z, scale_ce,
-    scale_z, grad, want_grad, in_place, loss_rows, sums, status,
+    scale_z, grad, want_grad, in_place, loss_rows,
 ):  # fmt: skip
     """Softmax cross-entropy for integer labels (gamma = 0), smoothing ``eps``, class weights
     ``wa`` (class_weight times alpha); ``keep = 1 - eps``, ``spread = eps / C``, ``two_z``
     twice the z-loss coefficient, all scalars of the logits' dtype (a Python ``1`` would turn
-    float32 arithmetic into float64). Writes each block's summed scaled loss (cross-entropy
-    plus z-loss, summed in float64) into ``sums``, each row's into ``loss_rows`` unless it is
-    empty, and, with ``want_grad``, the scaled gradient into ``grad`` (which may be ``z``
-    itself). Rows whose label is ``ignore_index`` get 0.
+    float32 arithmetic into float64). Returns the summed scaled loss (cross-entropy plus
+    z-loss, in float64) and the status code (:func:`_outcome`); writes each row's loss into
+    ``loss_rows`` unless it is empty, and, with ``want_grad``, the scaled gradient into
+    ``grad`` (which may be ``z`` itself). Rows whose label is ``ignore_index`` get 0.
 
     Per row: (1) max and finiteness; (2) ``e_j = exp(x_j - max)`` into the gradient row
     and their sum; (3) the gradient ``a e_j / s - b wa_j`` in place, then the target's
@@ -595,6 +616,7 @@ def categorical_labels(
     per_row = loss_rows.shape[0] == n_rows
     flat_z = z.reshape(n_rows * n_classes)
     flat_grad = grad.reshape(grad.shape[0] * grad.shape[1])
+    sums, status = _block_results(n_blocks)
     claim = claim_threads(z.size, n_blocks)
     for bi in prange(n_blocks):
         _wide_vectors()
@@ -651,6 +673,7 @@ def categorical_labels(
         sums[bi] = total
         status[bi] = code
     release_threads(claim)
+    return _outcome(sums, status)
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
@@ -796,7 +819,7 @@ def _labels_narrow_block(
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def categorical_general(
     z, labels, ignore_index, has_ignore, soft, wa, keep, spread, inv_t, two_z, gamma, scale_ce,
-    scale_z, grad, want_grad, in_place, loss_rows, sums, status,
+    scale_z, grad, want_grad, in_place, loss_rows,
 ):  # fmt: skip
     r"""Every other case: soft targets (``labels`` empty, ``soft`` (N, C)) and focal loss
     (``gamma > 0``).
@@ -814,6 +837,7 @@ def categorical_general(
     soft_ce = gamma == 0 and not use_labels
     per_row = loss_rows.shape[0] == n_rows
     one = _like(inv_t, 1.0)  # not inv_t / inv_t: 1 / T underflows to 0 at T > 3e38 (float32)
+    sums, status = _block_results(n_blocks)
     claim = claim_threads(z.size, n_blocks)
     for bi in prange(n_blocks):
         _wide_vectors()
@@ -897,6 +921,7 @@ def categorical_general(
         sums[bi] = total
         status[bi] = code
     release_threads(claim)
+    return _outcome(sums, status)
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
@@ -1036,7 +1061,7 @@ def _binary_span(zb, yb, wp, col, keep, half_eps, gamma, alpha, sb, lb, gb, one)
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, in_place, loss, sums, status):
+def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, in_place, loss):
     """Binary cross-entropy or focal loss from logits over flat arrays.
 
     ``y``: targets of the logits' dtype, float64, int64, int32 or uint8 (range-checked here
@@ -1048,14 +1073,15 @@ def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, in_place, loss, 
     gradient into ``grad``; either may be empty, when not wanted. ``in_place``: ``grad`` is
     ``z``; each span's gradient then goes through a scratch span, because a loop whose
     store overlaps its input is left unvectorised by LLVM.
-    Always writes each block's loss sum into ``sums`` (float64, summed in float64 over spans of
-    :data:`SPAN` elements) and its status code.
+    Returns the summed loss (float64, summed in float64 over spans of :data:`SPAN` elements)
+    and the status code (:func:`_outcome`).
     """
     n = z.shape[0]
     one = keep / keep if keep > 0 else half_eps / half_eps
     n_blocks = (n + BINARY_BLOCK - 1) // BINARY_BLOCK
     per_element = loss.shape[0] == n
     want_grad = grad.shape[0] == n
+    sums, status = _block_results(n_blocks)
     claim = claim_threads(n, n_blocks)
     for bi in prange(n_blocks):
         _wide_vectors()
@@ -1087,3 +1113,4 @@ def binary(z, y, wp, keep, half_eps, gamma, alpha, scale, grad, in_place, loss, 
         sums[bi] = total
         status[bi] = STATUS_NONFINITE if bad else (STATUS_TARGET if bad_targets else STATUS_OK)
     release_threads(claim)
+    return _outcome(sums, status)

@@ -24,6 +24,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from .. import _derivatives, _validation
+from .._array import asarray, moveaxis
 from .._derivatives import Derivatives
 
 
@@ -110,8 +112,6 @@ def example_weights(sample_weight: Any, mask: Any, loss_shape: tuple, xp: Any, l
     Both have the per-example loss shape or a leading part of it ((N,) for (N, K) multi-label
     input weights whole rows); see :func:`crossent._validation.example_weights`.
     """
-    from .. import _validation
-
     weights = None
     for name, w in (("sample_weight", sample_weight), ("mask", mask)):
         if w is not None:
@@ -128,8 +128,6 @@ def finish(result: Derivatives, xp: Any, dtype: Any, *, axis: int = -1, out: Any
     to ``axis``, and the gradient written into the caller's ``out=`` buffer when given (no
     copy when a kernel already wrote it there).
     """
-    from .. import _derivatives
-    from .._array import asarray, moveaxis
 
     def back(v: Any) -> Any:
         if v is None:
@@ -139,8 +137,6 @@ def finish(result: Derivatives, xp: Any, dtype: Any, *, axis: int = -1, out: Any
     value = xp.astype(asarray(result.value, xp), dtype, copy=False)
     grad, hess = back(result.grad), back(result.hess)
     if out is not None and grad is not None:
-        import numpy as np
-
         if not np.may_share_memory(grad, out):
             out[...] = grad
         grad = out

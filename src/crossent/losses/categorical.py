@@ -204,7 +204,10 @@ def _target_parts(
             shape_of=f"{pred_name}'s without the class axis",
         )  # fmt: skip
         valid = None
-        if ignore_index is not None:
+        # One reduction without a temporary settles the usual case, an ignore_index below
+        # every label (PyTorch's -100 beside labels from 0); the labels are not empty, as
+        # the predictions are not.
+        if ignore_index is not None and ignore_index >= int(xp.min(labels)):
             valid = labels != ignore_index
             valid = None if bool(xp.all(valid)) else valid
         return None, labels, valid
