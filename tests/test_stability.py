@@ -235,3 +235,37 @@ def test_a_sum_beyond_float32_raises_without_numpy_warnings(backend):
             vg(y, z, from_logits=True, reduction="sum", backend=backend)
         mean = vg(y, z, from_logits=True, backend=backend)[0]
     np.testing.assert_allclose(mean, 1e35, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["portable", "fused"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dropped_by", ["ignore_index", "mask", "sample_weight"])
+@pytest.mark.parametrize("n", [64, 40000], ids=["one-block", "blocks"])
+def test_left_out_rows_whose_z_loss_overflows_count_as_sliced_out(
+    backend, reduction, dropped_by, n
+):
+    # A left-out row's z-loss lse**2 overflows float32 (logits of 1e30); it is weighted 0, and
+    # 0 * inf had made the portable loss NaN, then refused as an overflow.
+    vg = ce.value_and_grad(ce.categorical_cross_entropy)
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(n, 10)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    kept = np.arange(n) % 4 != 0
+    z_all, y_all, kwargs = z.copy(), y.copy(), {}
+    z_all[~kept] = 1e30
+    if dropped_by == "ignore_index":
+        y_all[~kept] = -100
+    else:
+        kwargs[dropped_by] = kept if dropped_by == "mask" else kept.astype(np.float32)
+    want_value, want_grad = vg(y[kept], z[kept], from_logits=True, z_loss=1e-4,
+                               reduction=reduction, backend=backend)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grad = vg(y_all, z_all, from_logits=True, z_loss=1e-4, reduction=reduction,
+                         backend=backend, **kwargs)  # fmt: skip
+    value = np.asarray(value)
+    np.testing.assert_allclose(value[kept] if reduction == "none" else value, want_value, rtol=2e-5)
+    np.testing.assert_allclose(grad[kept], want_grad, rtol=2e-5, atol=1e-9)
+    assert not grad[~kept].any()
+    if reduction == "none":
+        assert not value[~kept].any()

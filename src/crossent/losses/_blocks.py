@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _array
-from ._reduction import Term
+from ._reduction import Term, scaled
 
 NUMPY_ELEMENTS = 1 << 18
 ARRAY_API_ELEMENTS = 1 << 24
@@ -34,14 +34,15 @@ def block_elements(pred: Any, xp: Any) -> int | None:
     return limit
 
 
-def _combine(parts: list, factors: list) -> Any:
-    """:math:`\\sum_k c_k\\, \\mathrm{part}_k` over the parts present; a per-row factor spans
-    the row."""
+def _combine(parts: list, factors: list, xp: Any) -> Any:
+    """:math:`\\sum_k c_k\\, \\mathrm{part}_k` over the parts present (0 where a factor is,
+    :func:`~crossent.losses._reduction.scaled`); a per-row factor spans the row."""
     total = None
     for c, part in zip(factors, parts, strict=True):
         if part is not None:
             c = c if isinstance(c, float) or c.ndim == part.ndim else c[:, None]
-            total = c * part if total is None else total + c * part
+            term = scaled(c, part, xp)
+            total = term if total is None else total + term
     return total
 
 
@@ -86,7 +87,7 @@ def in_blocks(
         factors = [c if isinstance(c, float) else c[sl, ...] for c in scales]
         for target, kind in ((loss, "loss"), (grad, "grad"), (hess, "hess")):
             if target is not None:
-                target[sl, ...] = _combine([getattr(t, kind) for t in terms], factors)
+                target[sl, ...] = _combine([getattr(t, kind) for t in terms], factors, xp)
     return (
         xp.reshape(loss, shape if per_element else shape[:-1]),
         None if grad is None else xp.reshape(grad, shape),

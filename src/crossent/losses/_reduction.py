@@ -53,6 +53,18 @@ def loss_sum(loss: Any, xp: Any) -> Any:
         return xp.sum(loss)
 
 
+def scaled(c: Any, values: Any, xp: Any) -> Any:
+    """``c * values`` for a factor ``c``, a float or an array of per-example factors, exactly 0
+    where an array's factor is 0: an example masked, ignored or weighted 0 counts as if sliced
+    out, also where its loss overflows (the z-loss of float32 logits beyond 1e19), which
+    ``0 * inf`` would make NaN."""
+    if isinstance(c, float):
+        return c * values
+    with np.errstate(invalid="ignore"):  # 0 * inf, replaced below
+        product = c * values
+    return xp.where(c == 0, xp.zeros_like(product), product)
+
+
 def reduce(terms: list[Term], weights: Any, reduction: str, xp: Any) -> Derivatives:
     """Combine ``terms`` into the reduced value and derivatives (see the module docstring)."""
     value = None
@@ -61,9 +73,9 @@ def reduce(terms: list[Term], weights: Any, reduction: str, xp: Any) -> Derivati
     for term in terms:
         s = xp.ones_like(term.loss) if weights is None else weights * xp.ones_like(term.loss)
         if reduction == "none":
-            part, scale = s * term.loss, s
+            part, scale = scaled(s, term.loss, xp), s
         elif reduction == "sum":
-            part, scale = loss_sum(s * term.loss, xp), s
+            part, scale = loss_sum(scaled(s, term.loss, xp), xp), s
         else:
             d = s if term.normaliser is None else s * term.normaliser
             total = xp.sum(d)
@@ -72,7 +84,8 @@ def reduce(terms: list[Term], weights: Any, reduction: str, xp: Any) -> Derivati
             scale = xp.where(nonzero, s / safe_total, xp.zeros_like(s))
             # Scaled before the sum, as the blocks and kernels do: a mean of float64 losses
             # of 1e308 is one, where their sum overflows.
-            part = xp.where(nonzero, loss_sum(scale * term.loss, xp), xp.zeros_like(total))
+            part = loss_sum(scaled(scale, term.loss, xp), xp)
+            part = xp.where(nonzero, part, xp.zeros_like(total))
         value = part if value is None else value + part
         if term.grad is not None:
             c = scale if term.grad.ndim == scale.ndim else scale[..., None]

@@ -170,7 +170,8 @@ def _z_loss_term(lp: _LogProbs, z_loss: float, order: int) -> Term:
     if order >= 2:
         hess = 2 * z_loss * (lp.p**2 + lp.lse * lp.p * lp.v)
     grad, hess = lp.chain(grad, hess) if grad is not None else (None, None)
-    return Term(z_loss * lse**2, grad, hess)
+    with np.errstate(over="ignore"):  # a row's overflow is refused with the library's error
+        return Term(z_loss * lse**2, grad, hess)
 
 
 def _target_parts(
