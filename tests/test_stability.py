@@ -241,11 +241,13 @@ def test_a_sum_beyond_float32_raises_without_numpy_warnings(backend):
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("dropped_by", ["ignore_index", "mask", "sample_weight"])
 @pytest.mark.parametrize("n", [64, 40000], ids=["one-block", "blocks"])
+@pytest.mark.parametrize("z_loss", [1e-4, 1e10])
 def test_left_out_rows_whose_z_loss_overflows_count_as_sliced_out(
-    backend, reduction, dropped_by, n
+    backend, reduction, dropped_by, n, z_loss
 ):
-    # A left-out row's z-loss lse**2 overflows float32 (logits of 1e30); it is weighted 0, and
-    # 0 * inf had made the portable loss NaN, then refused as an overflow.
+    # A left-out row's z-loss lse**2 overflows float32 (logits of 1e30), and with z_loss =
+    # 1e10 its gradient 2 z lse p too; it is weighted 0, and 0 * inf had made the portable
+    # loss NaN, then refused as an overflow (and the gradient NaN in one block).
     vg = ce.value_and_grad(ce.categorical_cross_entropy)
     rng = np.random.default_rng(7)
     z = rng.normal(size=(n, 10)).astype(np.float32)
@@ -257,11 +259,11 @@ def test_left_out_rows_whose_z_loss_overflows_count_as_sliced_out(
         y_all[~kept] = -100
     else:
         kwargs[dropped_by] = kept if dropped_by == "mask" else kept.astype(np.float32)
-    want_value, want_grad = vg(y[kept], z[kept], from_logits=True, z_loss=1e-4,
+    want_value, want_grad = vg(y[kept], z[kept], from_logits=True, z_loss=z_loss,
                                reduction=reduction, backend=backend)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        value, grad = vg(y_all, z_all, from_logits=True, z_loss=1e-4, reduction=reduction,
+        value, grad = vg(y_all, z_all, from_logits=True, z_loss=z_loss, reduction=reduction,
                          backend=backend, **kwargs)  # fmt: skip
     value = np.asarray(value)
     np.testing.assert_allclose(value[kept] if reduction == "none" else value, want_value, rtol=2e-5)

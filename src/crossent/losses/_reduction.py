@@ -70,12 +70,16 @@ def reduce(terms: list[Term], weights: Any, reduction: str, xp: Any) -> Derivati
     value = None
     grad = None
     hess = None
+
+    def times(c: Any, values: Any) -> Any:  # only weights can make an example's factor 0
+        return c * values if weights is None else scaled(c, values, xp)
+
     for term in terms:
         s = xp.ones_like(term.loss) if weights is None else weights * xp.ones_like(term.loss)
         if reduction == "none":
-            part, scale = scaled(s, term.loss, xp), s
+            part, scale = times(s, term.loss), s
         elif reduction == "sum":
-            part, scale = loss_sum(scaled(s, term.loss, xp), xp), s
+            part, scale = loss_sum(times(s, term.loss), xp), s
         else:
             d = s if term.normaliser is None else s * term.normaliser
             total = xp.sum(d)
@@ -84,15 +88,15 @@ def reduce(terms: list[Term], weights: Any, reduction: str, xp: Any) -> Derivati
             scale = xp.where(nonzero, s / safe_total, xp.zeros_like(s))
             # Scaled before the sum, as the blocks and kernels do: a mean of float64 losses
             # of 1e308 is one, where their sum overflows.
-            part = loss_sum(scaled(scale, term.loss, xp), xp)
+            part = loss_sum(times(scale, term.loss), xp)
             part = xp.where(nonzero, part, xp.zeros_like(total))
         value = part if value is None else value + part
         if term.grad is not None:
             c = scale if term.grad.ndim == scale.ndim else scale[..., None]
-            grad = c * term.grad if grad is None else grad + c * term.grad
+            grad = times(c, term.grad) if grad is None else grad + times(c, term.grad)
         if term.hess is not None:
             c = scale if term.hess.ndim == scale.ndim else scale[..., None]
-            hess = c * term.hess if hess is None else hess + c * term.hess
+            hess = times(c, term.hess) if hess is None else hess + times(c, term.hess)
     return Derivatives(value, grad, hess)
 
 

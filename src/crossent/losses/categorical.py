@@ -165,12 +165,14 @@ def _z_loss_term(lp: _LogProbs, z_loss: float, order: int) -> Term:
     """PaLM's auxiliary loss :math:`z \\operatorname{lse}^2`, normalised over valid rows."""
     lse = lp.lse[..., 0]
     grad = hess = None
-    if order >= 1:
-        grad = 2 * z_loss * lp.lse * lp.p
-    if order >= 2:
-        hess = 2 * z_loss * (lp.p**2 + lp.lse * lp.p * lp.v)
-    grad, hess = lp.chain(grad, hess) if grad is not None else (None, None)
-    with np.errstate(over="ignore"):  # a row's overflow is refused with the library's error
+    # Overflows without NumPy's warning: a counted row's is refused with the library's error,
+    # a left-out row's weighs 0 (see _reduction.scaled).
+    with np.errstate(over="ignore"):
+        if order >= 1:
+            grad = 2 * z_loss * lp.lse * lp.p
+        if order >= 2:
+            hess = 2 * z_loss * (lp.p**2 + lp.lse * lp.p * lp.v)
+        grad, hess = lp.chain(grad, hess) if grad is not None else (None, None)
         return Term(z_loss * lse**2, grad, hess)
 
 
